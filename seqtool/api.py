@@ -1,0 +1,94 @@
+"""The library surface the CLI and tests call: train(), load(), evaluate(), generate()."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from seqtool.config import TrainConfig
+from seqtool.errors import SeqtoolError
+
+
+def task_module(task: str) -> Any:
+    from seqtool import tasks
+
+    return importlib.import_module(tasks.TASKS[task].split(":")[0])
+
+
+def train(
+    task: str,
+    out: str | Path,
+    train_cfg: TrainConfig,
+    resume: bool = False,
+    save_dtype: str = "fp32",
+    console: Any = None,
+    callbacks: list | None = None,
+    **task_options: Any,
+) -> dict[str, Any]:
+    """Train a model of `task`; task_options go to that task's `prepare`. Returns a summary."""
+    from seqtool import checkpoint
+    from seqtool.training import Trainer, runtime
+    from seqtool.training.trainer import run_dir
+
+    out = Path(out)
+    if out.is_dir():
+        raise SeqtoolError(f"{out}: is a directory; -o takes a .safetensors file path")
+    runtime.set_threads(train_cfg.threads)
+    runtime.seed_everything(train_cfg.seed)
+    header = None
+    if resume:
+        last = run_dir(out) / "last.safetensors"
+        if not last.is_file():
+            raise SeqtoolError(f"--resume: nothing to resume in {run_dir(out)}/")
+        header = checkpoint.read_header(last)
+        saved = header.json("train_config", {})
+        if saved and saved != train_cfg.to_dict():
+            diff = sorted(k for k in saved if saved.get(k) != train_cfg.to_dict().get(k))
+            raise SeqtoolError(
+                f"--resume: training options differ from the interrupted run ({', '.join(diff)})"
+            )
+    model, source, dev = task_module(task).prepare(
+        train_cfg=train_cfg, resume_header=header, **task_options
+    )
+    if console is not None:
+        resolved = {"task": task, "model": model.config.to_dict(), "train": train_cfg.to_dict()}
+        console.print(f"config {json.dumps(resolved, sort_keys=True)}", highlight=False, soft_wrap=True)
+    trainer = Trainer(model, source, dev, train_cfg, out, save_dtype, callbacks, console)
+    return trainer.fit(resume=resume)
+
+
+def load(path: str | Path, task: str | tuple[str, ...] | None = None, command: str = "") -> Any:
+    from seqtool import tasks
+
+    return tasks.load(path, task, command)
+
+
+def evaluate(path: str | Path, data: str, threads: int = 0, **options: Any) -> dict[str, float]:
+    """Metrics of the checkpoint at `path` on a data file, with the task's own metric."""
+    from seqtool.training import runtime
+
+    runtime.set_threads(threads)
+    model = load(path)
+    return task_module(model.task).evaluate_file(model, data, **options)
+
+
+def generate(
+    model: Any,
+    prompt: str = "",
+    length: int = 200,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+) -> Iterator[str]:
+    import torch
+
+    from seqtool.decoding import check_sampling
+
+    check_sampling(temperature, top_k, top_p)
+    gen = torch.Generator()
+    gen.manual_seed(seed if seed is not None else torch.seed())
+    return model.generate(prompt, length, temperature, top_k, top_p, gen)

@@ -1,0 +1,131 @@
+"""Stacked rnn | lstm | gru over torch's fused modules: the one recurrence every task uses.
+
+`Recurrent` runs whole sequences (packed when lengths are given, so padding never reaches the
+backward direction), steps one token at a time with carried state (`step`), and hands out a
+low-overhead inference `stepper()` over the same weights for generation and decoding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqtool.backbone.cells import Stepper
+from seqtool.backbone.embedding import TokenEmbedding
+from seqtool.config import BackboneConfig
+
+# (h,) for rnn/gru, (h, c) for lstm; each (layers * directions, B, H)
+State = tuple[torch.Tensor, ...]
+
+_MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class Recurrent(nn.Module):
+    """Stacked recurrent layers over inputs of size `input_size`; batch-first."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        layers: int = 1,
+        cell: str = "lstm",
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.cell, self.hidden_size, self.layers = cell, hidden_size, layers
+        self.bidirectional = bidirectional
+        kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
+        self.rnn = _MODULES[cell](
+            input_size,
+            hidden_size,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+            **kwargs,
+        )
+        if cell == "lstm":
+            # Forget-gate bias 1: remember by default early in training (Jozefowicz et al. 2015).
+            for name, p in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    with torch.no_grad():
+                        p[hidden_size : 2 * hidden_size].fill_(1.0)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * self.num_directions
+
+    def initial_state(self, batch: int, device: torch.device | None = None) -> State:
+        shape = (self.layers * self.num_directions, batch, self.hidden_size)
+        n = 2 if self.cell == "lstm" else 1
+        return tuple(torch.zeros(shape, device=device) for _ in range(n))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        state: State | None = None,
+    ) -> tuple[torch.Tensor, State]:
+        """x (B, T, E), lengths (B,) or None -> outputs (B, T, D*H), final state."""
+        hx = None if state is None else (state if self.cell == "lstm" else state[0])
+        if lengths is None:
+            out, hn = self.rnn(x, hx)
+        else:
+            total = x.size(1)
+            packed = pack_padded_sequence(
+                x, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            out, hn = self.rnn(packed, hx)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
+        return out, (hn if isinstance(hn, tuple) else (hn,))
+
+    def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """One time step through the fused module (trainable): x (B, E) -> (B, H)."""
+        out, state = self.forward(x.unsqueeze(1), None, state)
+        return out.squeeze(1), state  # (B, D*H)
+
+    def stepper(self, input_table: torch.Tensor | None = None) -> Stepper:
+        """A fast inference-only single-step runner over these weights (unidirectional)."""
+        if self.bidirectional:
+            raise ValueError("step mode needs a unidirectional recurrent stack")
+        return Stepper.from_module(self.rnn, self.cell, input_table)
+
+
+class Backbone(nn.Module):
+    """Token embedding + Recurrent, configured by a BackboneConfig."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = TokenEmbedding(
+            cfg.vocab_size, cfg.embedding_dim, cfg.padding_idx, cfg.embedding_dropout
+        )
+        self.rnn = Recurrent(
+            cfg.embedding_dim, cfg.hidden_size, cfg.layers, cfg.cell, cfg.bidirectional, cfg.dropout
+        )
+
+    @property
+    def output_size(self) -> int:
+        return self.rnn.output_size
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        state: State | None = None,
+    ) -> tuple[torch.Tensor, State]:
+        """ids (B, T) -> outputs (B, T, D*H), final state."""
+        return self.rnn(self.embedding(ids), lengths, state)
+
+    def stepper(self) -> Stepper:
+        """Inference stepper taking token ids; layer 0's input projection is a lookup table."""
+        l0 = self.rnn.rnn
+        with torch.no_grad():
+            table = self.embedding.weight @ l0.weight_ih_l0.t() + l0.bias_ih_l0  # (V, G*H)
+        return self.rnn.stepper(input_table=table)

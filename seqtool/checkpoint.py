@@ -1,0 +1,190 @@
+"""One self-contained .safetensors file per model; no pickle anywhere.
+
+Tensors hold the weights. The string metadata holds `format_version`, the seqtool version,
+the task, the model config, the training config, the tokenizer (base64 bytes) and any
+task extras (label vocabularies), each as JSON. The header is parsed here with size limits
+before safetensors touches the file, so a foreign or truncated file is a clear error and
+loading can run no code. Writes go to a temp file, are fsynced, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqtool import __version__
+from seqtool.errors import CheckpointError
+
+FORMAT_VERSION = "1"
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+SAVE_DTYPES = ("fp32", "fp16", "bf16")
+
+
+@dataclass
+class Header:
+    """What a checkpoint says about itself, read without torch."""
+
+    path: Path
+    task: str
+    metadata: dict[str, str]
+
+    def json(self, key: str, default: Any = None) -> Any:
+        raw = self.metadata.get(key)
+        if raw is None:
+            return default
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{self.path}: metadata {key!r} is not valid JSON") from e
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.json("config", {})
+
+    def tokenizer_bytes(self) -> tuple[str, bytes] | None:
+        tok = self.json("tokenizer")
+        if tok is None:
+            return None
+        try:
+            return tok["kind"], base64.b64decode(tok["data"], validate=True)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{self.path}: tokenizer metadata is damaged") from e
+
+
+def read_header(path: str | Path) -> Header:
+    """Parse and validate the header (8-byte length + JSON). Never imports torch."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such checkpoint")
+    if p.is_dir():
+        raise CheckpointError(f"{p}: is a directory, expected a .safetensors checkpoint")
+    size = p.stat().st_size
+    with p.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{p}: not a safetensors file (too short)")
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES or n + 8 > size:
+            raise CheckpointError(f"{p}: not a safetensors file, or truncated (header size {n})")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{p}: not a safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{p}: not a safetensors file")
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or "format_version" not in meta or "task" not in meta:
+        raise CheckpointError(f"{p}: a safetensors file, but not a seqtool checkpoint")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{p}: checkpoint format {meta['format_version']} is not supported "
+            f"(this seqtool reads format {FORMAT_VERSION})"
+        )
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            end = max(end, int(info["data_offsets"][1]))
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise CheckpointError(f"{p}: damaged tensor entry {name!r}") from None
+    if 8 + n + end > size:
+        raise CheckpointError(f"{p}: truncated checkpoint ({size} of {8 + n + end} bytes)")
+    return Header(p, meta["task"], meta)
+
+
+def expect_task(header: Header, task: str | tuple[str, ...], command: str) -> None:
+    tasks = (task,) if isinstance(task, str) else task
+    if header.task not in tasks:
+        raise CheckpointError(
+            f"{header.path} is a {header.task} checkpoint; `seqtool {command}` needs a "
+            f"{' or '.join(tasks)} checkpoint"
+        )
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via temp file + fsync + rename so readers never see a half-written file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(
+    path: str | Path,
+    tensors: dict[str, Any],
+    task: str,
+    config: dict[str, Any],
+    tokenizer: Any = None,
+    train_config: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    dtype: str = "fp32",
+) -> None:
+    """Save weights + metadata atomically. `dtype` stores floating weights as fp16/bf16."""
+    import torch
+    from safetensors.torch import save as st_save
+
+    if dtype not in SAVE_DTYPES:
+        raise CheckpointError(f"save dtype must be one of {', '.join(SAVE_DTYPES)}")
+    target = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().cpu()
+        if v.is_floating_point():
+            v = v.to(target)
+        out[k] = v.contiguous()
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "seqtool_version": __version__,
+        "task": task,
+        "config": json.dumps(config, sort_keys=True),
+        "storage_dtype": dtype,
+    }
+    if train_config is not None:
+        meta["train_config"] = json.dumps(train_config, sort_keys=True)
+    if tokenizer is not None:
+        data = base64.b64encode(tokenizer.to_bytes()).decode("ascii")
+        meta["tokenizer"] = json.dumps({"kind": tokenizer.kind, "data": data})
+    for k, v in (extra or {}).items():
+        meta[k] = json.dumps(v)
+    atomic_write_bytes(path, st_save(out, metadata=meta))
+
+
+def load_tensors(header: Header) -> dict[str, Any]:
+    """Weights as float32 tensors (stored fp16/bf16 are widened)."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(header.path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{header.path}: damaged checkpoint ({e})") from None
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+
+
+def load_tokenizer(header: Header) -> Any:
+    from seqtool import tokenizers
+
+    tb = header.tokenizer_bytes()
+    if tb is None:
+        return None
+    try:
+        return tokenizers.from_bytes(*tb)
+    except Exception as e:
+        raise CheckpointError(f"{header.path}: tokenizer inside the checkpoint is damaged") from e

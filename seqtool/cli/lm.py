@@ -1,0 +1,126 @@
+"""`seqtool train lm` and `seqtool generate`: the character-level language model."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+
+from seqtool.cli._common import err_console, run_training, status, training_command, write
+
+
+@training_command(
+    cell="lstm", layers=2, hidden=512, embedding_dim=64, dropout=0.25, embedding_dropout=0.0
+)
+def train(
+    files: Annotated[list[str], typer.Argument(help="Training text file(s); - reads stdin.")],
+    dev: Annotated[str | None, typer.Option(help="Dev text file for evaluation.")] = None,
+    dev_fraction: Annotated[
+        float, typer.Option(help="Hold out this tail fraction of the corpus as dev when --dev is not given (0: none).")
+    ] = 0.05,
+    seq_len: Annotated[int, typer.Option(help="Training window length in tokens (BPTT length).")] = 128,
+    tokenizer: Annotated[
+        str, typer.Option(help="char | bpe | unigram (trained on the corpus) or a tokenizer file from `seqtool tokenize train`.")
+    ] = "char",
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary size for bpe/unigram.")] = 8000,
+    head_dropout: Annotated[float, typer.Option(help="Dropout before the output layer.")] = 0.0,
+    encoding_errors: Annotated[
+        str, typer.Option(help="strict (error with byte offset) | replace | ignore for non-UTF-8 input.")
+    ] = "strict",
+    *,
+    train_cfg=None,
+    backbone=None,
+    run=None,
+) -> None:
+    """Train a language model (character-level by default) on text files.
+
+    Examples:
+
+      seqtool train lm corpus.txt -o my.safetensors
+
+      seqtool train lm corpus.txt -o my.safetensors --cell gru --layers 2 --hidden 256
+
+      seqtool train lm train.txt --dev dev.txt --precision bf16 --threads 2 --steps 3000
+
+      seqtool train lm train.txt --dev dev.txt -o my.safetensors --resume   # after Ctrl-C
+    """
+    run_training(
+        "lm",
+        train_cfg,
+        run,
+        files=files,
+        backbone=backbone,
+        dev=dev,
+        dev_fraction=dev_fraction,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        head_dropout=head_dropout,
+        encoding_errors=encoding_errors,
+    )
+
+
+def generate(
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to start from (printed first).")] = "",
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Language-model checkpoint (default: the shipped Shakespeare model).")
+    ] = None,
+    length: Annotated[int, typer.Option("--length", "-n", help="Tokens (characters) to generate.")] = 500,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature; 0 is greedy.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Sample among the k most likely tokens (0: all).")] = 0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling: smallest set with this probability mass.")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed for reproducible samples.")] = None,
+    num_samples: Annotated[int, typer.Option("--num-samples", "-k", help="Independent samples to draw.")] = 1,
+    fmt: Annotated[str, typer.Option("--format", help="text (streamed) | jsonl (one object per sample).")] = "text",
+    threads: Annotated[int, typer.Option(help="CPU threads (1 is fastest for batch-1 generation).")] = 1,
+    stats: Annotated[bool, typer.Option("--stats", help="Print characters/second on stderr.")] = False,
+) -> None:
+    """Generate text from a language model, streamed as it is sampled.
+
+    Examples:
+
+      seqtool generate --prompt "ROMEO:"
+
+      seqtool generate -m my.safetensors --prompt "To be" --length 400 --temperature 0.8 --top-k 20 --seed 7
+
+      seqtool generate --num-samples 3 --format jsonl | jq -r .text
+
+      seqtool generate --length 100000 | head -c 100
+    """
+    from seqtool import api, paths
+    from seqtool.errors import SeqtoolError
+    from seqtool.training import runtime
+
+    if fmt not in ("text", "jsonl"):
+        raise SeqtoolError(f"--format must be text or jsonl, not {fmt!r}")
+    if length < 0 or num_samples < 1:
+        raise SeqtoolError("--length must be >= 0 and --num-samples >= 1")
+    runtime.set_threads(threads)
+    path = model or str(paths.default_model("lm"))
+    lm = api.load(path, "lm", "generate")
+    lm.check_prompt(prompt)
+    produced, t0 = 0, time.perf_counter()
+    for k in range(num_samples):
+        s = None if seed is None else seed + k
+        pieces = api.generate(lm, prompt, length, temperature, top_k, top_p, s)
+        if fmt == "jsonl":
+            text = "".join(pieces)
+            produced += len(text)
+            write(json.dumps({"sample": k, "prompt": prompt, "text": prompt + text}) + "\n", flush=True)
+            continue
+        if k > 0:
+            write("\n\n")
+        write(prompt, flush=True)
+        buf: list[str] = []
+        for piece in pieces:
+            buf.append(piece)
+            produced += len(piece)
+            if "\n" in piece or len(buf) >= 32:
+                write("".join(buf), flush=True)
+                buf.clear()
+        write("".join(buf) + "\n", flush=True)
+    if stats:
+        dt = time.perf_counter() - t0
+        err_console().print(f"{produced} chars in {dt:.2f} s: {produced / max(dt, 1e-9):,.0f} chars/s")
+    _ = status

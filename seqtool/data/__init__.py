@@ -1,0 +1,1 @@
+"""Readers and batching: every byte of user input passes through here first."""

@@ -1,0 +1,40 @@
+"""Language-model data: a token stream, random training windows, contiguous dev streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class WindowSampler:
+    """Random windows of `seq_len + 1` tokens from one long token stream (resumable)."""
+
+    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, seed: int = 0) -> None:
+        self.ids, self.batch_size = ids, batch_size
+        # A corpus shorter than a window trains on windows as long as it allows.
+        self.seq_len = max(1, min(seq_len, ids.numel() - 1))
+        self.gen = torch.Generator().manual_seed(seed)
+        self.steps_per_epoch = max(1, ids.numel() // (batch_size * self.seq_len))
+        self._offsets = torch.arange(self.seq_len + 1)
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        high = self.ids.numel() - self.seq_len
+        starts = torch.randint(0, high, (self.batch_size,), generator=self.gen)
+        win = self.ids[starts[:, None] + self._offsets].long()  # (B, T+1)
+        return {"x": win[:, :-1], "y": win[:, 1:]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["generator"])
+
+
+class EvalStream:
+    """Dev data for carried-state evaluation: `streams` contiguous rows read in chunks."""
+
+    def __init__(self, ids: torch.Tensor, num_chars: int, streams: int = 16, chunk: int = 256):
+        self.ids, self.num_chars = ids, num_chars
+        self.streams = max(1, min(streams, (ids.numel() - 1) // 2))
+        self.chunk = chunk

@@ -1,0 +1,73 @@
+"""Reading text files and stdin with errors that name the file, line and column."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from seqtool.errors import DataError, SeqtoolError
+
+ENCODING_ERRORS = ("strict", "replace", "ignore")
+
+
+def check_input_path(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise SeqtoolError(f"{p}: no such file")
+    if p.is_dir():
+        raise SeqtoolError(f"{p}: is a directory, expected a file")
+    return p
+
+
+def _decode(data: bytes, name: str, errors: str) -> str:
+    if errors not in ENCODING_ERRORS:
+        raise SeqtoolError(f"encoding errors must be one of {', '.join(ENCODING_ERRORS)}")
+    try:
+        return data.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(
+            f"invalid UTF-8 at byte offset {e.start} (use --encoding-errors replace to substitute)",
+            name,
+            line,
+            col,
+        ) from None
+
+
+def read_text(path: str | Path, encoding_errors: str = "strict") -> str:
+    """The whole file (or stdin for '-') as text. Raises DataError on bad UTF-8."""
+    if str(path) == "-":
+        return _decode(sys.stdin.buffer.read(), "<stdin>", encoding_errors)
+    p = check_input_path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise SeqtoolError(f"{p}: {e.strerror or e}") from None
+    return _decode(data, str(p), encoding_errors)
+
+
+def iter_lines(path: str | Path | None, encoding_errors: str = "strict") -> Iterator[str]:
+    """Lines without their newline, streamed (bounded memory) from a file or stdin."""
+    if path is None or str(path) == "-":
+        stream, name = sys.stdin.buffer, "<stdin>"
+    else:
+        p = check_input_path(path)
+        stream, name = p.open("rb"), str(p)
+    try:
+        for n, raw in enumerate(stream, 1):
+            try:
+                line = raw.decode("utf-8", errors=encoding_errors)
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"invalid UTF-8 at byte {e.start} of the line "
+                    "(use --encoding-errors replace to substitute)",
+                    name,
+                    n,
+                    e.start + 1,
+                ) from None
+            yield line.rstrip("\n").rstrip("\r")
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()

@@ -1,0 +1,35 @@
+"""Where shipped default models are found (checkout, editable install, or wheel)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from seqtool.errors import SeqtoolError
+
+DEFAULTS = {
+    "lm": "lm-shakespeare.safetensors",
+    "classifier": "sentiment.safetensors",
+    "tagger": "pos-en.safetensors",
+    "translator": "translate-en-de.safetensors",
+}
+
+
+def search_path() -> list[Path]:
+    """$SEQTOOL_CHECKPOINTS, then the checkout's checkpoints/, then the wheel's data dir."""
+    dirs = []
+    if env := os.environ.get("SEQTOOL_CHECKPOINTS"):
+        dirs += [Path(d) for d in env.split(os.pathsep) if d]
+    dirs.append(Path(__file__).resolve().parent.parent / "checkpoints")
+    dirs.append(Path(sys.prefix) / "share" / "seqtool" / "checkpoints")
+    return dirs
+
+
+def default_model(task: str) -> Path:
+    name = DEFAULTS[task]
+    for d in search_path():
+        if (d / name).is_file():
+            return d / name
+    where = ", ".join(str(d) for d in search_path())
+    raise SeqtoolError(f"no shipped {task} model {name} found (looked in {where}); pass --model")

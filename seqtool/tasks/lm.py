@@ -1,0 +1,230 @@
+"""Language model (character-level by default): backbone + linear head over the vocabulary.
+
+Many-to-many in training (predict token t+1 from tokens <= t); one-to-many in generation,
+stepping the recurrent stack one token at a time with carried state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqtool.backbone import Backbone, State
+from seqtool.config import BackboneConfig, _Config
+from seqtool.data.lm import EvalStream
+from seqtool.decoding import sample
+from seqtool.errors import SeqtoolError
+from seqtool.tasks.base import TaskModel
+
+
+@dataclass(frozen=True)
+class LMConfig(_Config):
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(vocab_size=1))
+    head_dropout: float = 0.0
+
+
+class LanguageModel(TaskModel):
+    task = "lm"
+    config_class = LMConfig
+    main_metric = "nats_per_char"
+    higher_is_better = False
+
+    def __init__(self, config: LMConfig, tokenizer) -> None:
+        super().__init__(config, tokenizer)
+        if config.backbone.bidirectional:
+            raise SeqtoolError("a language model cannot be bidirectional (it would see the future)")
+        self.backbone = Backbone(config.backbone)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.head = nn.Linear(self.backbone.output_size, config.backbone.vocab_size)
+
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, state: State | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
+        """x (B, T) ids -> logits (B, T, V), mean loss if targets given, final state."""
+        h, state = self.backbone(x, state=state)  # (B, T, H)
+        logits = self.head(self.dropout(h))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        return logits, loss, state
+
+    def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        _, loss, _ = self(batch["x"], batch["y"])
+        return loss, batch["y"].numel()
+
+    @torch.no_grad()
+    def evaluate(self, data: EvalStream) -> dict[str, float]:
+        """Carried-state evaluation: every token is predicted with all the context before it
+        in its stream, as in generation. Returns nats/bits per char and perplexity."""
+        ids = data.ids
+        rows = data.streams
+        L = (ids.numel() - 1) // rows  # tokens predicted per stream
+        device = next(self.parameters()).device
+        x = ids[: rows * L].view(rows, L).long().to(device)
+        y = ids[1 : rows * L + 1].view(rows, L).long().to(device)
+        state, total = None, 0.0
+        for s in range(0, L, data.chunk):
+            logits, _, state = self(x[:, s : s + data.chunk], state=state)
+            total += F.cross_entropy(
+                logits.float().flatten(0, 1), y[:, s : s + data.chunk].flatten(), reduction="sum"
+            ).item()
+        predicted = rows * L
+        chars = data.num_chars * predicted / max(1, ids.numel())  # = predicted for char models
+        nats_char = total / chars
+        return {
+            "nats_per_char": nats_char,
+            "bits_per_char": nats_char / math.log(2),
+            "perplexity": math.exp(nats_char),
+            "nats_per_token": total / predicted,
+            "tokens": float(predicted),
+        }
+
+    def check_prompt(self, prompt: str) -> None:
+        unknown = getattr(self.tokenizer, "unknown", None)
+        if unknown is None:
+            return
+        bad = unknown(prompt)
+        if bad:
+            pos, ch = bad[0]
+            raise SeqtoolError(
+                f"prompt character {ch!r} (position {pos + 1}) is not in this model's "
+                f"vocabulary of {len(self.tokenizer.chars)} characters"
+            )
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt: str,
+        length: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[str]:
+        """Yield text piece by piece. The prompt runs once through the fused stack; after that
+        each new token is one step with carried state (the prefix is never re-fed)."""
+        self.check_prompt(prompt)
+        tok = self.tokenizer
+        ids = tok.encode(prompt) if prompt else [tok.bos_id]
+        if not ids:
+            ids = [tok.bos_id]
+        x = torch.tensor([ids])
+        # Prompt: fused forward for all but the last token; the stepper continues from there.
+        state = self.backbone(x[:, :-1])[1] if len(ids) > 1 else None
+        stepper = self.backbone.stepper()
+        state = tuple(s.clone() for s in state) if state is not None else stepper.initial_state(1)
+        w, b = self.head.weight.t().contiguous(), self.head.bias
+        banned = torch.tensor([tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id])
+        cur = x[:, -1]
+        is_char = tok.kind == "char"
+        pending = b""  # byte-fallback pieces waiting to form a UTF-8 character
+        for step in range(length):
+            h, state = stepper.step(cur, state)
+            logits = torch.addmm(b, h, w)  # (1, V)
+            logits[:, banned] = float("-inf")
+            cur = sample(logits, temperature, top_k, top_p, generator)
+            piece = tok.id_to_piece(int(cur))
+            if is_char:
+                yield piece
+                continue
+            if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+                pending += bytes([int(piece[3:5], 16)])
+                try:
+                    text = pending.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                pending = b""
+                yield text
+            else:
+                text = piece.replace("\u2581", " ")
+                yield text.lstrip(" ") if step == 0 and not prompt else text
+
+
+def _join(texts: list[str]) -> str:
+    return "".join(t if t.endswith("\n") or i == len(texts) - 1 else t + "\n" for i, t in enumerate(texts))
+
+
+def build_tokenizer(spec: str, texts: list[str], vocab_size: int):
+    """'char', 'bpe', 'unigram' (trained on texts) or a tokenizer file path."""
+    from seqtool import tokenizers
+
+    if spec in ("char", "bpe", "unigram"):
+        if spec == "char":
+            return tokenizers.train(texts, "char")
+        lines = [ln for t in texts for ln in t.splitlines()]
+        return tokenizers.train(lines, spec, vocab_size)
+    return tokenizers.load(spec)
+
+
+def prepare(
+    files: list[str],
+    train_cfg,
+    backbone: dict,
+    dev: str | None = None,
+    dev_fraction: float = 0.05,
+    tokenizer: str = "char",
+    vocab_size: int = 8000,
+    head_dropout: float = 0.0,
+    encoding_errors: str = "strict",
+    resume_header=None,
+):
+    """Read the corpus, build tokenizer and model; return (model, train source, dev data)."""
+    from seqtool import checkpoint
+    from seqtool.data.lm import WindowSampler
+    from seqtool.data.text import read_text
+
+    if not files:
+        raise SeqtoolError("give at least one training file (or - for stdin)")
+    texts = []
+    for f in files:
+        t = read_text(f, encoding_errors)
+        if not t.strip():
+            raise SeqtoolError(f"{f}: empty corpus")
+        texts.append(t)
+    text = _join(texts)
+    if dev is not None:
+        dev_text = read_text(dev, encoding_errors)
+        if len(dev_text) < 2:
+            raise SeqtoolError(f"{dev}: dev file needs at least 2 characters")
+    elif dev_fraction > 0:
+        if not 0 < dev_fraction < 1:
+            raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
+        cut = int(len(text) * (1 - dev_fraction))
+        text, dev_text = text[:cut], text[cut:]
+    else:
+        dev_text = None
+    if resume_header is not None:
+        tok = checkpoint.load_tokenizer(resume_header)
+        config = LMConfig.from_dict(resume_header.config)
+    else:
+        tok = build_tokenizer(tokenizer, [text], vocab_size)
+        config = LMConfig(
+            backbone=BackboneConfig(vocab_size=tok.vocab_size, **backbone), head_dropout=head_dropout
+        )
+    ids = torch.tensor(tok.encode(text), dtype=torch.int32)
+    if ids.numel() < 3:
+        raise SeqtoolError("corpus too small: need at least 3 tokens of training text")
+    model = LanguageModel(config, tok)
+    source = WindowSampler(ids, train_cfg.batch_size, train_cfg.seq_len, seed=train_cfg.seed)
+    dev_data = None
+    if dev_text is not None:
+        dev_data = eval_data(model, dev_text)
+    return model, source, dev_data
+
+
+def eval_data(model: LanguageModel, text: str) -> EvalStream:
+    ids = torch.tensor(model.tokenizer.encode(text), dtype=torch.int32)
+    if ids.numel() < 2:
+        raise SeqtoolError("evaluation text is too short (need at least 2 tokens)")
+    return EvalStream(ids, len(text))
+
+
+def evaluate_file(model: LanguageModel, path: str, encoding_errors: str = "strict") -> dict[str, float]:
+    from seqtool.data.text import read_text
+
+    return model.evaluate(eval_data(model, read_text(path, encoding_errors)))

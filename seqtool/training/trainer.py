@@ -1,0 +1,290 @@
+"""The generic trainer: AdamW, clipping, warmup + decay, dev evaluation, best/last
+checkpoints and exact resume. Every task trains through this one loop.
+
+Files of a run with output `model.safetensors`:
+    model.safetensors          best model on dev (or the final one without dev data)
+    model.run/last.safetensors the latest weights, full precision
+    model.run/resume.pt        optimizer, step, schedule, RNG, data position (tensors and
+                               plain values only; loaded with weights_only=True)
+    model.run/metrics.jsonl    one JSON object per logged step and evaluation
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from seqtool import checkpoint
+from seqtool.config import TrainConfig
+from seqtool.errors import CheckpointError, SeqtoolError
+from seqtool.tasks.base import TaskModel
+from seqtool.training import runtime
+from seqtool.training.callbacks import Callback, EarlyStopping, MetricsLog, Progress, TimeLimit
+
+
+class BatchSource(Protocol):
+    """An endless, resumable stream of training batches."""
+
+    steps_per_epoch: int
+
+    def next_batch(self) -> dict[str, torch.Tensor]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Interrupted(SeqtoolError):
+    """Training stopped by Ctrl-C / SIGTERM after saving resume state."""
+
+    exit_code = 130
+
+
+def run_dir(out: Path) -> Path:
+    return out.with_name(out.name.removesuffix(".safetensors") + ".run")
+
+
+def lr_lambda(cfg: TrainConfig, total: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if cfg.warmup > 0 and step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
+        decay = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1 - progress
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
+
+    return f
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: TaskModel,
+        train: BatchSource,
+        dev: Any,
+        cfg: TrainConfig,
+        out: str | Path,
+        save_dtype: str = "fp32",
+        callbacks: list[Callback] | None = None,
+        console: Any = None,
+    ) -> None:
+        self.cfg, self.train_data, self.dev = cfg, train, dev
+        self.out = Path(out)
+        self.dir = run_dir(self.out)
+        self.save_dtype = save_dtype
+        self.device = runtime.resolve_device(cfg.device)
+        self.model = model.to(self.device)
+        self.num_params = sum(p.numel() for p in model.parameters())
+        self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * train.steps_per_epoch))
+        self.eval_every = cfg.eval_every or max(1, self.total_steps // 10)
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            # No weight decay on biases, norms and embeddings (rows of rare tokens would shrink).
+            (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+            betas=(0.9, 0.99),
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(cfg, self.total_steps)
+        )
+        self.callbacks: list[Callback] = [Progress(console), MetricsLog(self.dir / "metrics.jsonl")]
+        if cfg.patience > 0 and dev is not None:
+            self.callbacks.append(EarlyStopping(cfg.patience))
+        if cfg.max_time > 0:
+            self.callbacks.append(TimeLimit(cfg.max_time))
+        self.callbacks += callbacks or []
+        self.step = 0
+        self.best: float | None = None
+        self.best_metrics: dict[str, float] = {}
+        self.elapsed = 0.0  # training seconds, carried over resumes
+        self.tokens_per_sec = 0.0
+        self._stop_reason: str | None = None
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def stop(self, reason: str) -> None:
+        self._stop_reason = reason
+
+    def _resume_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": runtime.rng_state(),
+            "data": self.train_data.state_dict(),
+            "best": self.best,
+            "best_metrics": self.best_metrics,
+            "elapsed": self.elapsed,
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "train_config": self.cfg.to_dict(),
+        }
+
+    def save_resume(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.model.save(self.dir / "last.safetensors", self.cfg.to_dict(), dtype="fp32")
+        import io
+
+        buf = io.BytesIO()
+        torch.save(self._resume_state(), buf)
+        checkpoint.atomic_write_bytes(self.dir / "resume.pt", buf.getvalue())
+
+    def load_resume(self) -> None:
+        path = self.dir / "resume.pt"
+        last = self.dir / "last.safetensors"
+        if not path.is_file() or not last.is_file():
+            raise CheckpointError(f"--resume: no resume state in {self.dir}/ (nothing to resume)")
+        header = checkpoint.read_header(last)
+        checkpoint.expect_task(header, self.model.task, f"train {self.model.task} --resume")
+        self.model.load_state_dict(
+            {k: v.to(self.device) for k, v in checkpoint.load_tensors(header).items()}
+        )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # any unpickling failure means a damaged or foreign file
+            raise CheckpointError(f"{path}: damaged resume state ({type(e).__name__})") from None
+        self.step = int(state["step"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        runtime.set_rng_state(state["rng"])
+        self.train_data.load_state_dict(state["data"])
+        self.best, self.best_metrics = state["best"], dict(state["best_metrics"])
+        self.elapsed = float(state["elapsed"])
+        for cb, s in zip(self.callbacks, state["callbacks"], strict=False):
+            cb.load_state_dict(s)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """Ctrl-C / SIGTERM stop at the next step boundary, so saved state is consistent;
+        a second Ctrl-C stops at once."""
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._interrupted and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._interrupted = True
+
+        old = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave the defaults
+            pass
+        return old
+
+    def request_interrupt(self) -> None:
+        """What Ctrl-C does: stop after the current step, save, raise Interrupted."""
+        self._interrupted = True
+
+    # -- loop --------------------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        metrics = self.model.evaluate(self.dev)
+        self.model.train()
+        return metrics
+
+    def _after_eval(self, metrics: dict[str, float]) -> None:
+        value = metrics[self.model.main_metric]
+        sign = 1 if self.model.higher_is_better else -1
+        improved = self.best is None or sign * (value - self.best) > 0
+        if improved:
+            self.best, self.best_metrics = value, dict(metrics)
+            self.model.save(self.out, self.cfg.to_dict(), dtype=self.save_dtype)
+        for cb in self.callbacks:
+            cb.on_eval(self, metrics, improved)
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train to `total_steps` (or a stop); returns a summary. Ctrl-C saves and raises
+        Interrupted; the run then continues exactly with `resume=True`."""
+        if resume:
+            self.load_resume()
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+        cfg, model = self.cfg, self.model
+        model.train()
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        self._interrupted = False
+        old_handlers = self._install_signal_handlers()
+        window_tokens, window_start, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
+        try:
+            while self.step < self.total_steps and self._stop_reason is None:
+                if self._interrupted:
+                    raise KeyboardInterrupt
+                t0 = time.perf_counter()
+                batch = {
+                    k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v)
+                    for k, v in self.train_data.next_batch().items()
+                }
+                with runtime.autocast(self.device, cfg.precision):
+                    loss, ntokens = model.forward_loss(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                self.elapsed += time.perf_counter() - t0
+                window_tokens += ntokens
+                loss_sum += loss.detach()
+                loss_n += 1
+                logged = None
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    now = time.perf_counter()
+                    self.tokens_per_sec = window_tokens / max(now - window_start, 1e-9)
+                    logged = float(loss_sum) / loss_n
+                    if not math.isfinite(logged):
+                        raise SeqtoolError(
+                            f"training diverged at step {self.step} (loss {logged}); "
+                            "try a lower --lr or keep --clip on"
+                        )
+                    window_tokens, window_start, loss_sum, loss_n = 0, now, 0.0, 0
+                for cb in self.callbacks:
+                    cb.on_step_end(self, logged)
+                at_end = self.step == self.total_steps or self._stop_reason is not None
+                if self.dev is not None and (self.step % self.eval_every == 0 or at_end):
+                    t_eval = time.perf_counter()
+                    self._after_eval(self.evaluate())
+                    window_start += time.perf_counter() - t_eval  # keep eval out of tok/s
+                    self.save_resume()
+        except KeyboardInterrupt:
+            self.save_resume()
+            if self.dev is None:
+                model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+            raise Interrupted(
+                f"interrupted at step {self.step}/{self.total_steps}; state saved in {self.dir}/ "
+                "(run the same command with --resume to continue)"
+            ) from None
+        finally:
+            for sig, old in old_handlers.items():
+                signal.signal(sig, old)
+        if self.dev is None:
+            model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
+        self.save_resume()
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return {
+            "steps": self.step,
+            "elapsed_s": round(self.elapsed, 2),
+            "stopped": self._stop_reason or "completed",
+            "best": self.best_metrics,
+            "output": str(self.out),
+        }
+
+
