@@ -66,6 +66,13 @@ def load(path: str | Path, task: str | tuple[str, ...] | None = None, command: s
     return tasks.load(path, task, command)
 
 
+def load_header(path: str | Path) -> Any:
+    """The checkpoint's header (task, configs, metadata), read without loading weights."""
+    from seqtool import checkpoint
+
+    return checkpoint.read_header(path)
+
+
 def evaluate(path: str | Path, data: str, threads: int = 0, **options: Any) -> dict[str, float]:
     """Metrics of the checkpoint at `path` on a data file, with the task's own metric."""
     from seqtool.training import runtime

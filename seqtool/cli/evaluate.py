@@ -16,6 +16,10 @@ def eval_command(
     fmt: Annotated[str, typer.Option("--format", help="table (stderr) | json (one object on stdout).")] = "table",
     threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 0,
     encoding_errors: Annotated[str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")] = "strict",
+    text_column: Annotated[str | None, typer.Option(help="classifier: text column (default: as trained).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="classifier: label column (default: as trained).")] = None,
+    tag_field: Annotated[str | None, typer.Option(help="tagger: upos | xpos (default: as trained).")] = None,
+    beam: Annotated[int | None, typer.Option(help="translator: beam size (default: 5).")] = None,
 ) -> None:
     """Evaluate a checkpoint on held-out data with its task's metric.
 
@@ -33,7 +37,16 @@ def eval_command(
 
     if fmt not in ("table", "json"):
         raise SeqtoolError(f"--format must be table or json, not {fmt!r}")
-    metrics = api.evaluate(model, data, threads=threads, encoding_errors=encoding_errors)
+    task_options = {
+        k: v
+        for k, v in dict(
+            text_column=text_column, label_column=label_column, tag_field=tag_field, beam=beam
+        ).items()
+        if v is not None
+    }
+    metrics = api.evaluate(
+        model, data, threads=threads, encoding_errors=encoding_errors, **task_options
+    )
     if fmt == "json":
         write(json.dumps(metrics) + "\n", flush=True)
         return
@@ -43,5 +56,10 @@ def eval_command(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():
-        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        if isinstance(v, int | float):
+            table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     err_console().print(table)
+    # Tasks may add their own tables (per-class scores, confusion matrix) from the metrics.
+    report = getattr(api.task_module(api.load_header(model).task), "report", None)
+    if report is not None:
+        report(metrics, err_console())

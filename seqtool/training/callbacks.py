@@ -23,8 +23,9 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def _fmt_metrics(metrics: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+def _fmt_metrics(metrics: dict[str, float], limit: int = 4) -> str:
+    scalars = [(k, v) for k, v in metrics.items() if isinstance(v, int | float)][:limit]
+    return "  ".join(f"{k} {v:.4g}" for k, v in scalars)
 
 
 class Progress(Callback):

@@ -1,0 +1,116 @@
+"""Length-bucketed batching and padding, shared by every task with variable-length inputs.
+
+Sequences of similar length go together so little compute is spent on padding; batch order
+is shuffled per epoch from (seed, epoch), so the position (epoch, batch index) is all the
+state an exact resume needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+
+def bucket_batches(
+    lengths: Sequence[int],
+    max_tokens: int = 0,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+) -> list[list[int]]:
+    """Indices grouped into batches of similar length.
+
+    With `max_tokens` > 0 a batch holds as many sequences as fit in max_tokens counted with
+    padding (longest * count); otherwise `batch_size` sequences. Shuffled: sort by length
+    with random tie-breaks inside chunks of 100 batches, then shuffle the batch order.
+    """
+    n = len(lengths)
+    if n == 0:
+        return []
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=g).tolist() if shuffle else list(range(n))
+    # Sort within large pools so batches are homogeneous yet differ between epochs.
+    pool = max(batch_size, 1) * 100
+    batches: list[list[int]] = []
+    for s in range(0, n, pool):
+        chunk = sorted(order[s : s + pool], key=lambda i: lengths[i])
+        cur: list[int] = []
+        longest = 0
+        for i in chunk:
+            new_longest = max(longest, lengths[i])
+            too_big = (
+                (max_tokens > 0 and new_longest * (len(cur) + 1) > max_tokens)
+                or (max_tokens <= 0 and len(cur) >= batch_size)
+            )
+            if cur and too_big:
+                batches.append(cur)
+                cur, new_longest = [], lengths[i]
+            cur.append(i)
+            longest = new_longest
+        if cur:
+            batches.append(cur)
+    if shuffle:
+        perm = torch.randperm(len(batches), generator=g).tolist()
+        batches = [batches[i] for i in perm]
+    return batches
+
+
+def pad(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lists of ids -> (B, T) long tensor padded with pad_id, and lengths (B,)."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), int(lengths.max()) if len(seqs) else 0), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if len(s):
+            out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+    return out, lengths
+
+
+class BucketedSource:
+    """A resumable, endless BatchSource over examples, for the generic trainer.
+
+    `collate(list of example indices) -> batch dict`. State is (epoch, index in epoch).
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        collate: Callable[[list[int]], dict[str, Any]],
+        batch_size: int = 32,
+        max_tokens: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self.lengths, self.collate = list(lengths), collate
+        self.batch_size, self.max_tokens, self.seed = batch_size, max_tokens, seed
+        self.epoch, self.pos = 0, 0
+        self._batches = self._make(0)
+        self.steps_per_epoch = max(1, len(self._batches))
+
+    def _make(self, epoch: int) -> list[list[int]]:
+        return bucket_batches(
+            self.lengths, self.max_tokens, self.batch_size, True, self.seed, epoch
+        )
+
+    def next_batch(self) -> dict[str, Any]:
+        if self.pos >= len(self._batches):
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._batches = self._make(self.epoch)
+        idx = self._batches[self.pos]
+        self.pos += 1
+        return self.collate(idx)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._batches = self._make(self.epoch)
+
+
+def eval_batches(
+    lengths: Sequence[int], batch_size: int = 64, max_tokens: int = 0
+) -> Iterator[list[int]]:
+    """Deterministic length-sorted batches for evaluation and prediction."""
+    yield from bucket_batches(lengths, max_tokens, batch_size, shuffle=False)
