@@ -2,10 +2,14 @@
 
 These are the lessons' formulas over torch's weight layout (gate order i, f, g, o for the LSTM;
 r, z, n for the GRU). Training always uses the fused modules; these functions serve inspection
-and the low-overhead inference `Stepper`, and tests hold them to the fused modules within 1e-5.
+(`run_sequence`: whole uni/bidirectional stacks with every state and gate recorded) and the
+low-overhead inference `Stepper`, and tests hold them to the fused modules within 1e-5.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -54,7 +58,9 @@ class Stepper:
     a (V, G*H) table of projected embeddings so a token id costs one row lookup.
     """
 
-    def __init__(self, cell: str, layers: list[tuple[torch.Tensor, ...]], table: torch.Tensor | None):
+    def __init__(
+        self, cell: str, layers: list[tuple[torch.Tensor, ...]], table: torch.Tensor | None
+    ):
         self.cell, self.layers, self.table = cell, layers, table
         self.hidden_size = layers[0][1].size(0)
 
@@ -74,7 +80,7 @@ class Stepper:
             if table is not None:
                 table = table.detach().clone()
                 if cell != "gru":  # the table already holds b_ih; fold in b_hh too
-                    table += getattr(rnn, "bias_hh_l0").detach()
+                    table += rnn.bias_hh_l0.detach()
         return cls(cell, layers, table)
 
     def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
@@ -96,7 +102,10 @@ class Stepper:
             h = hs[k]
             if self.cell == "gru":
                 w_ihT, w_hhT, b_ih, b_hh = w
-                xp = self.table[inp] if (k == 0 and self.table is not None) else torch.addmm(b_ih, inp, w_ihT)
+                if k == 0 and self.table is not None:
+                    xp = self.table[inp]
+                else:
+                    xp = torch.addmm(b_ih, inp, w_ihT)
                 hp = torch.addmm(b_hh, h, w_hhT)
                 rz = torch.sigmoid(xp[:, : 2 * H] + hp[:, : 2 * H])
                 r, z = rz[:, :H], rz[:, H:]
@@ -120,3 +129,103 @@ class Stepper:
             inp = h
         new = (torch.stack(hs),) if cs is None else (torch.stack(hs), torch.stack(cs))
         return inp, new
+
+
+# -- whole sequences over a fused module's weights, every step recorded ---------------------
+
+StepHook = Callable[[int, int, int, tuple[torch.Tensor, ...]], None]
+
+
+@dataclass
+class SequenceRun:
+    """What `run_sequence` computed, laid out like the fused module's results.
+
+    `steps[(layer, direction)]` maps "hidden", "cell" (LSTM) and each gate name to (B, T, H);
+    direction 1 is the right-to-left stack of a bidirectional module, indexed by position t.
+    """
+
+    cell: str
+    outputs: torch.Tensor  # (B, T, D*H): the top layer, as nn.RNNBase returns it
+    h_n: torch.Tensor  # (L*D, B, H)
+    c_n: torch.Tensor | None  # (L*D, B, H) for the LSTM
+    steps: dict[tuple[int, int], dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+def cell_of(rnn: nn.RNNBase) -> str:
+    """'rnn' | 'lstm' | 'gru' for a fused module the lesson equations cover."""
+    if isinstance(rnn, nn.LSTM):
+        if rnn.proj_size:
+            raise ValueError("LSTM projections (proj_size) are not part of the lesson cell")
+        return "lstm"
+    if isinstance(rnn, nn.GRU):
+        return "gru"
+    if isinstance(rnn, nn.RNN) and rnn.nonlinearity == "tanh":
+        return "rnn"
+    raise ValueError(f"no lesson cell for {type(rnn).__name__}")
+
+
+def run_sequence(
+    rnn: nn.RNNBase,
+    x: torch.Tensor,
+    state: tuple[torch.Tensor, ...] | None = None,
+    step_hook: StepHook | None = None,
+) -> SequenceRun:
+    """Run a fused module's weights through the lesson cells, one step at a time.
+
+    x is (B, T, E) if `rnn.batch_first` else (T, B, E); state is (h0,) or (h0, c0), each
+    (L*D, B, H). Reproduces `rnn(x, state)` in eval mode (no inter-layer dropout). Autograd
+    flows through it, and `step_hook(layer, direction, t, (h,) or (h, c))` sees every new
+    state tensor, so callers can retain or reshape its gradient.
+    """
+    cell = cell_of(rnn)
+    if not rnn.batch_first:
+        x = x.transpose(0, 1)
+    B, T, _ = x.shape
+    H, D, L = rnn.hidden_size, 2 if rnn.bidirectional else 1, rnn.num_layers
+    if state is None:
+        zeros = x.new_zeros(L * D, B, H)
+        state = (zeros, zeros) if cell == "lstm" else (zeros,)
+    steps: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+    h_n, c_n = [], []
+    inp = x  # (B, T, E) for layer 0, (B, T, D*H) above
+    for k in range(L):
+        outs = []
+        for d in range(D):
+            sfx = f"_l{k}" + ("_reverse" if d else "")
+            w_ih, w_hh = getattr(rnn, "weight_ih" + sfx), getattr(rnn, "weight_hh" + sfx)
+            if rnn.bias:
+                b_ih, b_hh = getattr(rnn, "bias_ih" + sfx), getattr(rnn, "bias_hh" + sfx)
+            else:
+                b_ih = b_hh = w_hh.new_zeros(w_hh.size(0))
+            xp = inp @ w_ih.t() + b_ih  # (B, T, G*H): the input half of every step, at once
+            h = state[0][k * D + d]
+            c = state[1][k * D + d] if cell == "lstm" else None
+            rec: dict[str, list[torch.Tensor]] = {}
+            order = range(T - 1, -1, -1) if d else range(T)
+            for t in order:
+                gates: dict[str, torch.Tensor] = {}
+                if cell == "rnn":
+                    h = rnn_cell(xp[:, t], h, w_hh, b_hh)
+                elif cell == "lstm":
+                    h, c, gates = lstm_cell(xp[:, t], h, c, w_hh, b_hh)
+                else:
+                    h, gates = gru_cell(xp[:, t], h, w_hh, b_hh)
+                if step_hook is not None:
+                    step_hook(k, d, t, (h,) if c is None else (h, c))
+                rec.setdefault("hidden", []).append(h)
+                if c is not None:
+                    rec.setdefault("cell", []).append(c)
+                for name, g in gates.items():
+                    rec.setdefault(name, []).append(g)
+            if d:  # recorded right to left; store by position
+                rec = {n: v[::-1] for n, v in rec.items()}
+            steps[(k, d)] = {n: torch.stack(v, 1) for n, v in rec.items()}  # (B, T, H)
+            outs.append(steps[(k, d)]["hidden"])
+            h_n.append(h)
+            if c is not None:
+                c_n.append(c)
+        inp = torch.cat(outs, -1)  # (B, T, D*H)
+    outputs = inp if rnn.batch_first else inp.transpose(0, 1)
+    return SequenceRun(
+        cell, outputs, torch.stack(h_n), torch.stack(c_n) if c_n else None, steps
+    )

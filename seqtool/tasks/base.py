@@ -1,18 +1,22 @@
 """The small contract every task model fulfils (after flair's Model, minus the pickles).
 
 A task model is the shared backbone plus a head. The generic trainer needs only
-`forward_loss` and `evaluate`; checkpoints need `config`, `tokenizer` and `extra_metadata`.
+`forward_loss` and `evaluate`; checkpoints need `config`, `tokenizer` and `extra_metadata`;
+`seqtool inspect` needs `inspect_inputs` (generic for models with a `backbone`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import torch
 from torch import nn
 
 from seqtool import checkpoint
+
+if TYPE_CHECKING:
+    from seqtool.backbone import Recurrent
 
 
 class TaskModel(nn.Module):
@@ -34,6 +38,29 @@ class TaskModel(nn.Module):
     def evaluate(self, data: Any) -> dict[str, float]:
         """Metrics on held-out data; must include `main_metric`."""
         raise NotImplementedError
+
+    def inspect_inputs(self, text: str) -> tuple[list[str], torch.Tensor, Recurrent]:
+        """The encoder's view of `text`, for `seqtool inspect trace|gradients`.
+
+        Returns (tokens, x, recurrent): the token strings the encoder steps over (one per
+        time step), x = the inputs to the first recurrent layer, (1, T, E), and the encoder's
+        `Recurrent` stack, so that `recurrent(x)` is exactly what the model computes. This
+        default covers models whose encoder is `self.backbone` (a `Backbone`); a task whose
+        encoder differs (char-aware word features, an `encoder` attribute) overrides it.
+        Raise SeqtoolError for text it cannot encode (e.g. no tokens).
+        """
+        from seqtool.backbone import Backbone
+        from seqtool.errors import SeqtoolError
+
+        backbone = getattr(self, "backbone", None)
+        if not isinstance(backbone, Backbone):
+            raise SeqtoolError(f"the {self.task} model does not expose its encoder for inspection")
+        ids = self.tokenizer.encode(text)
+        if not ids:
+            raise SeqtoolError("nothing to inspect: the text encodes to no tokens")
+        tokens = [self.tokenizer.id_to_piece(i) for i in ids]
+        x = backbone.embedding(torch.tensor([ids]))  # (1, T, E)
+        return tokens, x, backbone.rnn
 
     def extra_metadata(self) -> dict[str, Any]:
         """Task extras stored in the checkpoint (label vocabularies...), JSON-serialisable."""

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqtool.backbone import Backbone, State
+from seqtool.backbone import Backbone, Recurrent, State
 from seqtool.config import BackboneConfig, _Config
 from seqtool.data.lm import EvalStream
 from seqtool.decoding import sample
@@ -95,6 +95,11 @@ class LanguageModel(TaskModel):
                 f"prompt character {ch!r} (position {pos + 1}) is not in this model's "
                 f"vocabulary of {len(self.tokenizer.chars)} characters"
             )
+
+    def inspect_inputs(self, text: str) -> tuple[list[str], torch.Tensor, Recurrent]:
+        """As TaskModel's, but characters outside the vocabulary are an error, not <unk>."""
+        self.check_prompt(text)
+        return super().inspect_inputs(text)
 
     @torch.inference_mode()
     def generate(
