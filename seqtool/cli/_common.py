@@ -33,10 +33,19 @@ def status(msg: str) -> None:
     err_console().print(msg, highlight=False, soft_wrap=True)
 
 
+class OutputClosed(Exception):
+    """The reader of stdout went away (`seqtool generate | head`): a normal end, exit 0.
+    Not an OSError, so click does not turn it into exit 1 on the way up."""
+
+
 def write(text: str, flush: bool = False) -> None:
-    sys.stdout.write(text)
-    if flush:
-        sys.stdout.flush()
+    """Write data to stdout; flush=True for streaming output (per line or per batch)."""
+    try:
+        sys.stdout.write(text)
+        if flush:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise OutputClosed from None
 
 
 def stdin_is_terminal() -> bool:

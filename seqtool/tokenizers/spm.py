@@ -68,6 +68,12 @@ class SpmTokenizer:
         except RuntimeError as e:
             msg = str(e).splitlines()[0] if str(e) else "training failed"
             msg = msg.split("] ", 1)[-1]  # drop sentencepiece's source location
+            if "smaller than required_chars" in msg:
+                need = msg.split(" vs ")[-1].split(".")[0]
+                msg = (
+                    f"vocabulary size {vocab_size} is too small: this text needs at least {need} "
+                    "(256 byte pieces + its characters + 4 specials); raise --vocab-size"
+                )
             # Small corpora cannot fill a large vocabulary; sentencepiece says how many fit.
             raise SeqtoolError(f"sentencepiece: {msg}") from e
         return cls(buf.getvalue())

@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny corpus, an in-process CLI runner that behaves like the shell."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "corpora"
+SAMPLE = ROOT / "corpora" / "play-sample.txt"
+
+# Tiny models: hidden 7, embedding 10 (joeynmt's trick) keep the suite fast.
+TINY = ["--hidden", "7", "--embedding-dim", "10", "--layers", "1", "--threads", "1"]
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"Result(code={self.code}, out={self.out[:200]!r}, err={self.err[-500:]!r})"
+
+
+def run_cli(*args: str, stdin: str | bytes = b"") -> Result:
+    """Run `seqtool ARGS` in-process through the real entry point (exit codes included)."""
+    from seqtool.cli import main
+
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv, sys.stdin
+    sys.argv = ["seqtool", *map(str, args)]
+    sys.stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv, sys.stdin = saved
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A tiny char LM trained on the sample corpus (session-wide; a few seconds)."""
+    out = tmp_path_factory.mktemp("lm") / "tiny.safetensors"
+    r = run_cli(
+        "train", "lm", SAMPLE, "-o", out, *TINY, "--steps", "30", "--batch-size", "8",
+        "--seq-len", "32", "--warmup", "5", "--lr", "0.01",
+    )
+    assert r.code == 0, r
+    return out

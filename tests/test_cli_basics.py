@@ -1,0 +1,50 @@
+"""The CLI root: fast start, version, help, and the error contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import run_cli
+
+import seqtool
+
+
+def test_import_cli_pulls_in_no_heavy_modules():
+    code = (
+        "import sys, seqtool.cli; "
+        "print(' '.join(m for m in ('torch', 'datasets', 'sentencepiece', 'conllu', 'sacrebleu') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_version():
+    r = run_cli("--version")
+    assert r.code == 0
+    assert r.out.strip() == f"seqtool {seqtool.__version__}"
+
+
+def test_help_lists_commands_and_examples():
+    r = run_cli("--help")
+    assert r.code == 0
+    for cmd in ("train", "generate", "eval", "tokenize"):
+        assert cmd in r.out
+    assert 'seqtool generate --prompt "ROMEO:"' in r.out
+    r = run_cli("train", "lm", "--help")
+    assert r.code == 0 and "--resume" in r.out and "--cell" in r.out and "Examples" in r.out
+
+
+def test_python_dash_m_works():
+    out = subprocess.run(
+        [sys.executable, "-m", "seqtool", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("seqtool ")
+
+
+def test_bad_option_value_is_one_line_exit_2(tmp_path):
+    r = run_cli("train", "lm", "nowhere.txt", "-o", tmp_path / "m.safetensors")
+    assert r.code == 2
+    assert "nowhere.txt" in r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1

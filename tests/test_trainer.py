@@ -1,0 +1,112 @@
+"""The generic trainer: learning, exact resume after an interrupt, early stopping, schedule."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import SAMPLE
+
+from seqtool import api
+from seqtool.config import TrainConfig
+from seqtool.training import Interrupted
+from seqtool.training.callbacks import Callback
+from seqtool.training.trainer import lr_lambda
+
+BACKBONE = dict(hidden_size=16, embedding_dim=10, layers=1, cell="gru")
+
+
+def _cfg(**kw):
+    base = dict(steps=40, batch_size=8, seq_len=32, warmup=4, lr=0.01, eval_every=10, log_every=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _train(out, cfg, **kw):
+    return api.train("lm", out, cfg, files=[str(SAMPLE)], backbone=BACKBONE, **kw)
+
+
+def _log(out):
+    rows = [json.loads(x) for x in (out.parent / (out.stem + ".run") / "metrics.jsonl").open()]
+    return [r["loss"] for r in rows if "loss" in r], [r["dev"] for r in rows if "dev" in r]
+
+
+def test_loss_falls_on_tiny_corpus(tmp_path):
+    out = tmp_path / "m.safetensors"
+    summary = _train(out, _cfg(steps=60))
+    losses, devs = _log(out)
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.5
+    assert devs[-1]["nats_per_char"] < devs[0]["nats_per_char"]
+    assert summary["steps"] == 60 and out.is_file()
+
+
+class InterruptAt(Callback):
+    """What Ctrl-C does, at a chosen step."""
+
+    def __init__(self, step: int) -> None:
+        self.at = step
+
+    def on_step_end(self, trainer, loss):
+        if trainer.step == self.at:
+            trainer.request_interrupt()
+
+
+@pytest.mark.parametrize("stop_at", [7, 20])  # mid-interval and right after an evaluation
+def test_interrupted_then_resumed_matches_uninterrupted(tmp_path, stop_at):
+    cfg = _cfg(seed=3)
+    full = tmp_path / "full.safetensors"
+    _train(full, cfg)
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Interrupted, match=f"step {stop_at}/40"):
+        _train(part, cfg, callbacks=[InterruptAt(stop_at)])
+    _train(part, cfg, resume=True)
+    full_losses, full_dev = _log(full)
+    part_losses, part_dev = _log(part)
+    assert part_losses == pytest.approx(full_losses, abs=0, rel=0)  # step for step, bit for bit
+    assert [d["nats_per_char"] for d in part_dev] == [d["nats_per_char"] for d in full_dev]
+    a = api.load(full.parent / "full.run" / "last.safetensors").state_dict()
+    b = api.load(part.parent / "part.run" / "last.safetensors").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_nothing_to_resume(tmp_path):
+    from seqtool.errors import SeqtoolError
+
+    with pytest.raises(SeqtoolError, match="nothing to resume"):
+        _train(tmp_path / "x.safetensors", _cfg(), resume=True)
+
+
+def test_resume_refuses_changed_options(tmp_path):
+    from seqtool.errors import SeqtoolError
+
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(Interrupted):
+        _train(out, _cfg(), callbacks=[InterruptAt(5)])
+    with pytest.raises(SeqtoolError, match="lr"):
+        _train(out, _cfg(lr=0.5), resume=True)
+
+
+def test_early_stopping(tmp_path):
+    out = tmp_path / "m.safetensors"
+    # lr so small nothing improves past noise: patience 1 must stop long before 400 steps
+    summary = _train(out, _cfg(steps=400, lr=1e-9, warmup=0, patience=1, eval_every=5))
+    assert summary["stopped"].startswith("early stop")
+    assert summary["steps"] < 400
+
+
+def test_warmup_then_cosine_schedule():
+    f = lr_lambda(TrainConfig(warmup=10, schedule="cosine", min_lr_ratio=0.1), 110)
+    assert f(0) == pytest.approx(0.1)
+    assert f(9) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.55)
+    assert f(110) == pytest.approx(0.1)
+    g = lr_lambda(TrainConfig(warmup=0, schedule="linear", min_lr_ratio=0.0), 100)
+    assert g(50) == pytest.approx(0.5)
+
+
+def test_seed_makes_runs_reproducible(tmp_path):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    _train(a, _cfg(steps=15, seed=11))
+    _train(b, _cfg(steps=15, seed=11))
+    assert _log(a)[0] == _log(b)[0]
