@@ -11,6 +11,7 @@ import typer
 
 from seqtool import __version__
 from seqtool.cli import evaluate, lm, tokenize
+from seqtool.cli._common import OutputClosed
 from seqtool.errors import SeqtoolError
 
 app = typer.Typer(
@@ -64,7 +65,7 @@ def main() -> None:
         _quiet_stdout_flush()
         print(f"seqtool: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
         # The reader went away (`seqtool generate | head`): that is a normal end.
         _silence_stdout()
         sys.exit(0)
@@ -105,7 +106,7 @@ def _click_abort():
 def _quiet_stdout_flush() -> None:
     try:
         sys.stdout.flush()
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
         _silence_stdout()
 
 
