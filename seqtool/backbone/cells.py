@@ -33,7 +33,7 @@ def lstm_cell(
     i, f, o, g = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(g)
     c = f * c + i * g
     h = o * torch.tanh(c)
-    return h, c, {"input": i, "forget": f, "cell": g, "output": o}
+    return h, c, {"input": i, "forget": f, "candidate": g, "output": o}  # candidate: c~
 
 
 def gru_cell(
@@ -96,6 +96,13 @@ class Stepper:
         """x: token ids (B,) when built with a table, else inputs (B, E). Returns (B, H), state."""
         hs = list(state[0].unbind(0))
         cs = list(state[1].unbind(0)) if self.cell == "lstm" else None
+        out = self.advance(x, hs, cs)
+        new = (torch.stack(hs),) if cs is None else (torch.stack(hs), torch.stack(cs))
+        return out, new
+
+    def advance(self, x: torch.Tensor, hs: list[torch.Tensor], cs: list[torch.Tensor] | None):
+        """The step itself over per-layer state lists, updated in place (no stack/unbind per
+        step: generation loops call this directly). Call under torch.inference_mode()."""
         inp = x
         H = self.hidden_size
         for k, w in enumerate(self.layers):
@@ -127,8 +134,7 @@ class Stepper:
                     cs[k] = c
             hs[k] = h
             inp = h
-        new = (torch.stack(hs),) if cs is None else (torch.stack(hs), torch.stack(cs))
-        return inp, new
+        return inp
 
 
 # -- whole sequences over a fused module's weights, every step recorded ---------------------
@@ -140,7 +146,7 @@ StepHook = Callable[[int, int, int, tuple[torch.Tensor, ...]], None]
 class SequenceRun:
     """What `run_sequence` computed, laid out like the fused module's results.
 
-    `steps[(layer, direction)]` maps "hidden", "cell" (LSTM) and each gate name to (B, T, H);
+    `steps[(layer, direction)]` maps "h", "c" (LSTM) and each gate name to (B, T, H);
     direction 1 is the right-to-left stack of a bidirectional module, indexed by position t.
     """
 
@@ -212,15 +218,15 @@ def run_sequence(
                     h, gates = gru_cell(xp[:, t], h, w_hh, b_hh)
                 if step_hook is not None:
                     step_hook(k, d, t, (h,) if c is None else (h, c))
-                rec.setdefault("hidden", []).append(h)
+                rec.setdefault("h", []).append(h)
                 if c is not None:
-                    rec.setdefault("cell", []).append(c)
+                    rec.setdefault("c", []).append(c)
                 for name, g in gates.items():
                     rec.setdefault(name, []).append(g)
             if d:  # recorded right to left; store by position
                 rec = {n: v[::-1] for n, v in rec.items()}
             steps[(k, d)] = {n: torch.stack(v, 1) for n, v in rec.items()}  # (B, T, H)
-            outs.append(steps[(k, d)]["hidden"])
+            outs.append(steps[(k, d)]["h"])
             h_n.append(h)
             if c is not None:
                 c_n.append(c)

@@ -11,6 +11,7 @@ import typer
 
 from seqtool import __version__
 from seqtool.cli import evaluate, lm, tokenize
+from seqtool.cli import inspect as inspect_cli
 from seqtool.cli._common import OutputClosed
 from seqtool.errors import SeqtoolError
 
@@ -33,6 +34,7 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 app.add_typer(tokenize.app, name="tokenize")
+app.add_typer(inspect_cli.app, name="inspect")
 
 # One file per task: its `train TASK` command and the command that runs it.
 train_app.command("lm")(lm.train)
