@@ -1,0 +1,400 @@
+"""Part-of-speech tagger: [word embedding; char features] -> bidirectional backbone -> linear
+head per token. Many-to-many with equal lengths.
+
+Words are looked up lowercased with digits folded to 0; the char encoder sees the original
+form (case, suffixes), so unseen words are still tagged well. In training, a word seen c
+times is replaced by <unk> with probability alpha / (alpha + c) (word dropout), which
+trains the <unk> row and teaches the model to lean on characters for rare words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqtool.backbone import Recurrent, TokenEmbedding
+from seqtool.backbone.embedding import CharWordEncoder
+from seqtool.config import CELLS, BackboneConfig, _Config
+from seqtool.data.batching import BucketedSource, eval_batches, pad
+from seqtool.data.conllu import Sentence, check_tag_field
+from seqtool.errors import ConfigError, SeqtoolError
+from seqtool.tasks.base import TaskModel
+
+PAD, UNK = 0, 1
+IGNORE = -100  # tag id of padding and of words without a gold tag ('_')
+MAX_WORD_CHARS = 32  # longer words keep their first and last 16 characters
+_DIGITS = re.compile(r"\d")
+
+
+def normalize(word: str) -> str:
+    """The word-embedding key: lowercased, every digit folded to 0."""
+    return _DIGITS.sub("0", word.lower())
+
+
+def clip_word(word: str) -> str:
+    if len(word) <= MAX_WORD_CHARS:
+        return word
+    half = MAX_WORD_CHARS // 2
+    return word[:half] + word[-half:]
+
+
+@dataclass(frozen=True)
+class TaggerConfig(_Config):
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(vocab_size=2))
+    num_tags: int = 1
+    tag_field: str = "upos"
+    char_vocab_size: int = 5
+    char_dim: int = 32
+    char_hidden: int = 64
+    word_dropout: float = 0.25  # alpha of the alpha / (alpha + count) <unk> replacement
+
+    def __post_init__(self) -> None:
+        if self.tag_field not in ("upos", "xpos"):
+            raise ConfigError(f"tag_field must be upos or xpos, not {self.tag_field!r}")
+        if self.num_tags < 1 or self.char_dim < 1 or self.char_hidden < 1:
+            raise ConfigError("num_tags, char_dim and char_hidden must be >= 1")
+        if self.word_dropout < 0:
+            raise ConfigError(f"word_dropout must be >= 0, not {self.word_dropout}")
+        if self.backbone.cell not in CELLS:
+            raise ConfigError(f"cell must be one of {', '.join(CELLS)}")
+
+
+@dataclass
+class TagData:
+    """Sentences with gold tag ids, ready for evaluation."""
+
+    words: list[list[str]]
+    gold: list[list[int]]  # IGNORE for '_' ; -1 for a tag the model does not know
+    oov: list[list[bool]]  # word unseen in training
+    gold_names: list[list[str | None]]
+
+
+class Tagger(TaskModel):
+    task = "tagger"
+    config_class = TaggerConfig
+    main_metric = "accuracy"
+    higher_is_better = True
+
+    def __init__(
+        self, config: TaggerConfig, tokenizer, words: Sequence[str], tags: Sequence[str]
+    ) -> None:
+        super().__init__(config, tokenizer)
+        bb = config.backbone
+        self.words = list(words)  # id -> normalized word; 0 <pad>, 1 <unk>
+        self.tags = list(tags)
+        self.word_index = {w: i for i, w in enumerate(self.words)}
+        self.tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.word_embed = TokenEmbedding(bb.vocab_size, bb.embedding_dim, padding_idx=PAD)
+        self.char_encoder = CharWordEncoder(
+            config.char_vocab_size, config.char_dim, config.char_hidden, bb.cell
+        )
+        self.input_dropout = nn.Dropout(bb.embedding_dropout)
+        self.rnn = Recurrent(
+            bb.embedding_dim + self.char_encoder.output_size,
+            bb.hidden_size,
+            bb.layers,
+            bb.cell,
+            bb.bidirectional,
+            bb.dropout,
+        )
+        self.dropout = nn.Dropout(bb.dropout)
+        self.head = nn.Linear(self.rnn.output_size, config.num_tags)
+        # P(word -> <unk>) in training; set by `prepare` from training counts, not saved.
+        self.register_buffer("unk_prob", torch.zeros(bb.vocab_size), persistent=False)
+
+    # -- checkpoint ---------------------------------------------------------------------------
+
+    def extra_metadata(self) -> dict[str, Any]:
+        return {"words": self.words, "tags": self.tags}
+
+    @classmethod
+    def from_parts(cls, config: TaggerConfig, tokenizer, extra: dict[str, Any]) -> Self:
+        words, tags = extra.get("words"), extra.get("tags")
+        if not isinstance(words, list) or not isinstance(tags, list):
+            from seqtool.errors import CheckpointError
+
+            raise CheckpointError("tagger checkpoint lacks its word or tag vocabulary")
+        return cls(config, tokenizer, words, tags)
+
+    # -- model --------------------------------------------------------------------------------
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> dict[str, torch.Tensor]:
+        """Words of a batch -> the model's input tensors. Each distinct form is read by the
+        char encoder once per batch."""
+        types: dict[str, int] = {}
+        word_ids, type_ids = [], []
+        get = self.word_index.get
+        for s in sentences:
+            word_ids.append([get(normalize(w), UNK) for w in s])
+            type_ids.append([types.setdefault(w, len(types) + 1) for w in s])  # 0: padding row
+        words, lengths = pad(word_ids, PAD)
+        word_types, _ = pad(type_ids, 0)
+        chars, char_lengths = pad(self.tokenizer.encode([clip_word(w) for w in types]), PAD)
+        return {
+            "words": words,  # (B, T)
+            "lengths": lengths,  # (B,)
+            "word_types": word_types,  # (B, T) index into the U distinct forms, 1-based
+            "chars": chars,  # (U, L)
+            "char_lengths": char_lengths,  # (U,)
+        }
+
+    def forward(
+        self,
+        words: torch.Tensor,
+        lengths: torch.Tensor,
+        word_types: torch.Tensor,
+        chars: torch.Tensor,
+        char_lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """-> tag logits (B, T, K); positions past a sentence's length are meaningless."""
+        if self.training and self.config.word_dropout > 0:
+            drop = torch.rand(words.shape, device=words.device) < self.unk_prob[words]
+            words = words.masked_fill(drop, UNK)
+        w = self.word_embed(words)  # (B, T, E)
+        c = self.char_encoder(chars, char_lengths)  # (U, C)
+        c = torch.cat([c.new_zeros(1, c.size(1)), c])[word_types]  # (B, T, C)
+        x = self.input_dropout(torch.cat([w, c], dim=-1))  # (B, T, E + C)
+        h, _ = self.rnn(x, lengths)  # (B, T, D*H), packed
+        return self.head(self.dropout(h))  # (B, T, K)
+
+    def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        tags = batch["tags"]
+        logits = self(**{k: v for k, v in batch.items() if k != "tags"})
+        loss = F.cross_entropy(logits.float().flatten(0, 1), tags.flatten(), ignore_index=IGNORE)
+        return loss, int((tags != IGNORE).sum())
+
+    @torch.inference_mode()
+    def predict_ids(
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 64, max_tokens: int = 4096
+    ) -> list[list[int]]:
+        """Tag ids per word, in input order; batches are length-sorted internally."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        out: list[list[int]] = [[] for _ in sentences]
+        lengths = [len(s) for s in sentences]
+        todo = [i for i, n in enumerate(lengths) if n > 0]
+        for idx in eval_batches([lengths[i] for i in todo], batch_size, max_tokens):
+            batch = [sentences[todo[j]] for j in idx]
+            inputs = {k: v.to(device) for k, v in self.encode(batch).items()}
+            best = self(**inputs).argmax(-1).cpu()  # (B, T)
+            for row, j in enumerate(idx):
+                i = todo[j]
+                out[i] = best[row, : lengths[i]].tolist()
+        if was_training:
+            self.train()
+        return out
+
+    def predict(
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 64, max_tokens: int = 4096
+    ) -> list[list[str]]:
+        """Tags (strings) per word for a list of tokenized sentences."""
+        names = self.tags
+        return [[names[t] for t in s] for s in self.predict_ids(sentences, batch_size, max_tokens)]
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def tag_data(self, sentences: Iterable[Sentence]) -> TagData:
+        data = TagData([], [], [], [])
+        for s in sentences:
+            if not s.words:
+                continue
+            gold = s.tags or [None] * len(s.words)
+            data.words.append(s.words)
+            data.gold_names.append(gold)
+            data.gold.append([IGNORE if t is None else self.tag_index.get(t, -1) for t in gold])
+            data.oov.append([normalize(w) not in self.word_index for w in s.words])
+        return data
+
+    @torch.no_grad()
+    def evaluate(self, data: TagData, per_tag: bool = False) -> dict[str, Any]:
+        """Token accuracy, accuracy on words unseen in training, and (per_tag) P/R/F1."""
+        pred = self.predict_ids(data.words)
+        n = correct = n_oov = correct_oov = 0
+        tp: Counter[str] = Counter()
+        n_pred: Counter[str] = Counter()
+        n_gold: Counter[str] = Counter()
+        for p_s, g_s, o_s, names in zip(pred, data.gold, data.oov, data.gold_names, strict=True):
+            for p, g, o, name in zip(p_s, g_s, o_s, names, strict=True):
+                if g == IGNORE:
+                    continue
+                ok = p == g
+                n += 1
+                correct += ok
+                if o:
+                    n_oov += 1
+                    correct_oov += ok
+                if per_tag:
+                    n_pred[self.tags[p]] += 1
+                    n_gold[name] += 1
+                    tp[name] += ok
+        if n == 0:
+            raise SeqtoolError("no gold tags to evaluate against (is the tag column all '_'?)")
+        metrics: dict[str, Any] = {
+            "accuracy": correct / n,
+            "oov_accuracy": correct_oov / n_oov if n_oov else float("nan"),
+            "tokens": n,
+            "oov_tokens": n_oov,
+        }
+        if per_tag:
+            table = {}
+            for t in sorted(set(n_gold) | set(n_pred)):
+                prec = tp[t] / n_pred[t] if n_pred[t] else 0.0
+                rec = tp[t] / n_gold[t] if n_gold[t] else 0.0
+                f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+                table[t] = {"precision": prec, "recall": rec, "f1": f1, "support": n_gold[t]}
+            metrics["per_tag"] = table
+        return metrics
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+def _read(path: str, tag_field: str, encoding_errors: str) -> list[Sentence]:
+    from seqtool.data.conllu import read_conllu_file
+
+    sents = list(read_conllu_file(path, tag_field, encoding_errors))
+    if not sents:
+        raise SeqtoolError(f"{path}: no sentences (empty CoNLL-U file?)")
+    return sents
+
+
+def prepare(
+    files: list[str],
+    train_cfg,
+    backbone: dict,
+    dev: str | None = None,
+    dev_fraction: float = 0.05,
+    tag_field: str = "upos",
+    char_dim: int = 32,
+    char_hidden: int = 64,
+    word_dropout: float = 0.25,
+    encoding_errors: str = "strict",
+    resume_header=None,
+):
+    """Read CoNLL-U, build vocabularies and the model; return (model, train source, dev)."""
+    from seqtool import checkpoint
+    from seqtool.tokenizers import CharTokenizer
+
+    check_tag_field(tag_field)
+    if not files:
+        raise SeqtoolError("give at least one training CoNLL-U file (or - for stdin)")
+    train = [s for f in files for s in _read(f, tag_field, encoding_errors)]
+    if dev is not None:
+        dev_sents = _read(dev, tag_field, encoding_errors)
+    elif dev_fraction > 0:
+        if not 0 < dev_fraction < 1:
+            raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
+        cut = max(1, int(len(train) * (1 - dev_fraction)))
+        if cut >= len(train):
+            raise SeqtoolError(
+                "too few sentences to hold out a dev set; pass --dev or --dev-fraction 0"
+            )
+        train, dev_sents = train[:cut], train[cut:]
+    else:
+        dev_sents = None
+    counts = Counter(normalize(w) for s in train for w in s.words)
+    if resume_header is not None:
+        config = TaggerConfig.from_dict(resume_header.config)
+        model = Tagger.from_parts(
+            config,
+            checkpoint.load_tokenizer(resume_header),
+            {k: resume_header.json(k) for k in ("words", "tags")},
+        )
+    else:
+        tags = sorted({t for s in train for t in (s.tags or []) if t is not None})
+        if not tags:
+            raise SeqtoolError(f"no {tag_field} tags in the training data (column all '_')")
+        words = ["<pad>", "<unk>"] + sorted(counts, key=lambda w: (-counts[w], w))
+        chars = CharTokenizer.train([w for s in train for w in s.words])
+        config = TaggerConfig(
+            backbone=BackboneConfig(vocab_size=len(words), **backbone),
+            num_tags=len(tags),
+            tag_field=tag_field,
+            char_vocab_size=chars.vocab_size,
+            char_dim=char_dim,
+            char_hidden=char_hidden,
+            word_dropout=word_dropout,
+        )
+        model = Tagger(config, chars, words, tags)
+    alpha = model.config.word_dropout
+    with torch.no_grad():
+        for w, i in model.word_index.items():
+            if i > UNK:
+                model.unk_prob[i] = alpha / (alpha + counts.get(w, 0)) if alpha > 0 else 0.0
+    sents = [s.words for s in train]
+    tag_id = model.tag_index.get
+    gold = [[IGNORE if t is None else tag_id(t, IGNORE) for t in s.tags] for s in train]
+
+    def collate(idx: list[int]) -> dict[str, torch.Tensor]:
+        batch = model.encode([sents[i] for i in idx])
+        batch["tags"], _ = pad([gold[i] for i in idx], IGNORE)  # (B, T)
+        return batch
+
+    source = BucketedSource(
+        [len(s) for s in sents], collate, batch_size=train_cfg.batch_size, seed=train_cfg.seed
+    )
+    dev_data = model.tag_data(dev_sents) if dev_sents else None
+    return model, source, dev_data
+
+
+def evaluate_file(
+    model: Tagger, path: str, tag_field: str | None = None, encoding_errors: str = "strict"
+) -> dict[str, Any]:
+    """Metrics on a CoNLL-U file, with the per-tag table."""
+    trained = model.config.tag_field
+    if tag_field is not None and tag_field != trained:
+        check_tag_field(tag_field)
+        raise SeqtoolError(
+            f"this model tags {trained}; it cannot be evaluated on --tag-field {tag_field}"
+        )
+    data = model.tag_data(_read(path, trained, encoding_errors))
+    metrics = model.evaluate(data, per_tag=True)
+    if not metrics["oov_tokens"]:  # no unseen words: leave NaN out of JSON output
+        del metrics["oov_accuracy"]
+    return metrics
+
+
+def report(metrics: dict[str, Any], console: Any) -> None:
+    """Per-tag precision / recall / F1 table for `seqtool eval` (stderr)."""
+    table_data = metrics.get("per_tag")
+    if not table_data:
+        return
+    from rich.table import Table
+
+    table = Table(title="per tag")
+    for name in ("tag", "precision", "recall", "f1", "support"):
+        table.add_column(name, justify="left" if name == "tag" else "right")
+    for tag, m in sorted(table_data.items(), key=lambda kv: -kv[1]["support"]):
+        table.add_row(
+            tag, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"])
+        )
+    console.print(table)
+
+
+def tag_stream(
+    model: Tagger,
+    sentences: Iterable[Sentence],
+    chunk_sentences: int = 256,
+    chunk_tokens: int = 8192,
+    batch_size: int = 64,
+) -> Iterator[list[tuple[Sentence, list[str]]]]:
+    """Chunks of (sentence, tags) in input order: a chunk of sentences is read, tagged in
+    length-sorted batches and handed back, so output streams with bounded memory."""
+    chunk: list[Sentence] = []
+    tokens = 0
+    for s in sentences:
+        chunk.append(s)
+        tokens += len(s.words)
+        if len(chunk) >= chunk_sentences or tokens >= chunk_tokens:
+            yield list(zip(chunk, model.predict([c.words for c in chunk], batch_size), strict=True))
+            chunk, tokens = [], 0
+    if chunk:
+        yield list(zip(chunk, model.predict([c.words for c in chunk], batch_size), strict=True))
