@@ -1,0 +1,271 @@
+"""The part-of-speech tagger: CoNLL-U reading/writing, the model, and the CLI end to end.
+
+Tiny sizes (hidden 7, embedding 10) on corpora/pos-sample.conllu keep the file fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from seqtool.cli import app
+from seqtool.data.conllu import read_conllu, read_conllu_file, simple_tokenize, to_conllu
+from seqtool.errors import DataError, SeqtoolError
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "corpora" / "pos-sample.conllu"
+TINY = [
+    "--hidden", "7", "--embedding-dim", "10", "--char-dim", "6", "--char-hidden", "5",
+    "--layers", "1", "--batch-size", "4", "--lr", "0.02", "--warmup", "5", "--threads", "1",
+]  # fmt: skip
+
+
+def invoke(args: list[str], input: str | None = None):
+    return CliRunner().invoke(app, args, input=input)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tagger") / "pos.safetensors"
+    r = invoke(
+        ["train", "tagger", str(SAMPLE), "--dev", str(SAMPLE), "-o", str(out), "--steps", "80"]
+        + TINY
+    )
+    assert r.exit_code == 0, r.output
+    assert out.is_file()
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    from seqtool import api
+
+    return api.load(model_path, "tagger", "test")
+
+
+# -- CoNLL-U -------------------------------------------------------------------------------
+
+
+def test_reader_skips_ranges_and_empty_nodes_for_tagging():
+    sents = list(read_conllu_file(str(SAMPLE)))
+    assert len(sents) == 17
+    mwt = sents[-1]
+    assert mwt.words == ["I", "do", "n't", "know", ",", "and", "you", "do", "too", "."]
+    assert mwt.tags[:4] == ["PRON", "AUX", "PART", "VERB"]
+    assert mwt.metadata["sent_id"] == "sample-mwt"
+    xpos = list(read_conllu_file(str(SAMPLE), tag_field="xpos"))[-1]
+    assert xpos.tags[:4] == ["PRP", "VBP", "RB", "VB"]
+
+
+def test_conllu_round_trip_is_exact_and_changes_only_the_tag_column():
+    text = SAMPLE.read_text()
+    sents = list(read_conllu(text.splitlines(), "sample"))
+    assert "".join(to_conllu(s, s.tags) for s in sents) == text
+    mwt = sents[-1]
+    out = to_conllu(mwt, ["X"] * len(mwt.words)).rstrip("\n").splitlines()
+    for old, new in zip(mwt.lines, out, strict=True):
+        a, b = old.split("\t"), new.split("\t")
+        if old.startswith("#") or "-" in a[0] or "." in a[0]:
+            assert old == new  # comments, 2-3 and 5.1 kept verbatim
+        else:
+            assert b[3] == "X" and a[:3] + a[4:] == b[:3] + b[4:]
+
+
+@pytest.mark.parametrize(
+    "bad, line, what",
+    [
+        ("1\tA\ta\tDET\tDT\t_\t0\troot\t_\n", 3, "columns"),
+        ("x\tA\ta\tDET\tDT\t_\t0\troot\t_\t_\n", 3, "bad token id"),
+        ("1.x\tA\ta\tDET\tDT\t_\t0\troot\t_\t_\n", 3, "bad token id"),
+        ("3\tA\ta\tDET\tDT\t_\t0\troot\t_\t_\n", 3, "out of sequence"),
+    ],
+)
+def test_malformed_conllu_names_file_and_line(bad, line, what):
+    good = "# text = x\n1\tx\tx\tX\tX\t_\t0\troot\t_\t_\n"
+    lines = ("# sent_id = 1\n" + good.split("\n", 1)[1] + bad).splitlines()
+    with pytest.raises(DataError) as e:
+        list(read_conllu(lines, "f.conllu"))
+    assert str(e.value).startswith(f"f.conllu:{line}") and what in str(e.value)
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, model_path):
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("1\tThe\tthe\tDET\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run(
+        [sys.executable, "-m", "seqtool", "eval", str(model_path), str(bad)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and f"{bad}:1" in r.stderr and "columns" in r.stderr
+
+
+def test_simple_tokenize():
+    assert simple_tokenize("I don't like it, (really).") == [
+        "I", "do", "n't", "like", "it", ",", "(", "really", ")", ".",
+    ]  # fmt: skip
+    assert simple_tokenize("Mr. Smith paid $3.50 in the U.S. today...") == [
+        "Mr.", "Smith", "paid", "$3.50", "in", "the", "U.S.", "today", "...",
+    ]  # fmt: skip
+    assert simple_tokenize("  ") == []
+
+
+# -- model --------------------------------------------------------------------------------
+
+
+def test_padding_does_not_change_predictions(model_path):
+    from seqtool import api
+
+    model = api.load(model_path, "tagger", "test")
+    short = ["The", "cat", "sleeps", "."]
+    longer = ["A", "dog", "runs", "in", "the", "big", "green", "park", "today", "!"] * 3
+    torch.manual_seed(0)
+    with torch.no_grad():
+        # nonzero weights everywhere, so any leak of padding would show
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        alone = model(**model.encode([short]))[0]
+        batched = model(**model.encode([longer, short]))[1, : len(short)]
+    torch.testing.assert_close(alone, batched, rtol=1e-5, atol=1e-5)
+
+
+def test_char_encoder_ignores_padding():
+    from seqtool.backbone.embedding import CharWordEncoder
+    from seqtool.data.batching import pad
+
+    torch.manual_seed(0)
+    enc = CharWordEncoder(20, 6, 5).eval()
+    alone = enc(*pad([[5, 6, 7]]))
+    together = enc(*pad([[9, 8, 7, 6, 5, 4, 3, 12], [5, 6, 7]]))
+    torch.testing.assert_close(alone[0], together[1])
+    assert together.shape == (2, 10)
+
+
+def test_checkpoint_round_trip(model, tmp_path):
+    from seqtool import api
+
+    sents = [["The", "boats", "sail", "."], ["Unseenword", "xyz"]]
+    model.save(tmp_path / "m.safetensors")
+    again = api.load(tmp_path / "m.safetensors", "tagger", "test")
+    assert again.words == model.words and again.tags == model.tags
+    assert again.config == model.config
+    with torch.no_grad():
+        a = model(**model.encode(sents))
+        b = again(**again.encode(sents))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    model.save(tmp_path / "h.safetensors", dtype="fp16")
+    half = api.load(tmp_path / "h.safetensors", "tagger", "test")
+    assert half.predict(sents) == model.predict(sents)
+
+
+def test_word_dropout_only_in_training(model):
+    x = model.encode([["the", "cat"]])
+    as_unk = {**x, "words": torch.ones_like(x["words"])}  # 1 = <unk>
+    model.unk_prob.fill_(1.0)  # every word becomes <unk> while training
+    try:
+        with torch.no_grad():
+            model.train()
+            torch.manual_seed(0)
+            dropped = model(**x)
+            torch.manual_seed(0)  # same dropout masks
+            unk = model(**as_unk)
+            torch.testing.assert_close(dropped, unk)
+            model.eval()
+            assert not torch.allclose(model(**x), model(**as_unk))
+    finally:
+        model.unk_prob.zero_()
+        model.eval()
+
+
+def test_very_long_sentence_is_tagged(model):
+    words = ["word", "the", "cat", "."] * 1500  # 6000 tokens
+    tags = model.predict([words, ["short", "one"]])
+    assert len(tags[0]) == 6000 and len(tags[1]) == 2
+    assert set(tags[0]) <= set(model.tags)
+
+
+# -- CLI ----------------------------------------------------------------------------------
+
+
+def test_tag_default_tsv_jsonl(model_path):
+    text = "The old man the boats .\n\nA dog runs\n"
+    r = invoke(["tag", "-m", str(model_path)], input=text)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and lines[1] == ""  # one output line per input line
+    assert [p.rsplit("/", 1)[0] for p in lines[0].split()] == text.split("\n")[0].split()
+    r = invoke(["tag", "-m", str(model_path), "--format", "tsv"], input="A dog runs\n")
+    rows = r.stdout.split("\n")
+    assert [x.split("\t")[0] for x in rows[:3]] == ["A", "dog", "runs"] and rows[3] == ""
+    args = ["tag", "-m", str(model_path), "--format", "jsonl", "--tokenize"]
+    r = invoke(args, input="I can't.\n")
+    obj = json.loads(r.stdout)
+    assert obj["words"] == ["I", "ca", "n't", "."] and len(obj["tags"]) == 4
+
+
+def test_tag_conllu_in_and_out_keeps_other_columns(model_path, tmp_path):
+    out = tmp_path / "out.conllu"
+    r = invoke(["tag", "-m", str(model_path), "--input-format", "conllu", str(SAMPLE),
+                "--format", "conllu"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out.write_text(r.stdout)
+    src, got = SAMPLE.read_text().splitlines(), out.read_text().splitlines()
+    assert len(src) == len(got)
+    changed = 0
+    for a, b in zip(src, got, strict=True):
+        ca, cb = a.split("\t"), b.split("\t")
+        if len(ca) == 10 and ca[0].isdigit():
+            assert ca[:3] + ca[4:] == cb[:3] + cb[4:]
+            changed += ca[3] != cb[3]
+        else:
+            assert a == b
+    tagged = list(read_conllu_file(str(out)))
+    assert [s.words for s in tagged] == [s.words for s in read_conllu_file(str(SAMPLE))]
+    # text in, conllu out: a valid file the reader takes back
+    r = invoke(["tag", "-m", str(model_path), "--format", "conllu"], input="A cat .\n")
+    (s,) = read_conllu(r.stdout.splitlines())
+    assert s.words == ["A", "cat", "."] and all(s.tags)
+
+
+def test_eval_json_and_report(model_path):
+    r = invoke(["eval", str(model_path), str(SAMPLE), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert 0.0 <= m["accuracy"] <= 1.0 and m["tokens"] == 123
+    assert m["per_tag"]["PUNCT"]["support"] == 19
+    # trained for 80 steps on these very sentences: it must have learnt something
+    assert m["accuracy"] > 0.5
+
+
+def test_eval_counts_oov(model, tmp_path):
+    from seqtool.tasks.tagger import evaluate_file
+
+    f = tmp_path / "oov.conllu"
+    f.write_text("1\tZorblax\t_\tPROPN\t_\t_\t0\troot\t_\t_\n2\tthe\t_\tDET\t_\t_\t1\tdet\t_\t_\n\n")
+    m = evaluate_file(model, str(f))
+    assert m["tokens"] == 2 and m["oov_tokens"] == 1
+    with pytest.raises(SeqtoolError, match="tags upos"):
+        evaluate_file(model, str(f), tag_field="xpos")
+
+
+def test_tag_empty_input_and_errors(model_path):
+    r = invoke(["tag", "-m", str(model_path)], input="")
+    assert r.exit_code == 0 and r.stdout == ""
+    r = invoke(["tag", "-m", str(model_path), "--format", "xml"], input="a\n")
+    assert isinstance(r.exception, SeqtoolError) and "--format" in str(r.exception)
+    r = invoke(["tag", "-m", str(model_path), "--input-format", "conllu"], input="1\tA\n")
+    assert isinstance(r.exception, DataError) and str(r.exception).startswith("<stdin>:1")
+
+
+def test_train_rejects_empty_file(tmp_path):
+    empty = tmp_path / "empty.conllu"
+    empty.write_text("\n\n")
+    r = invoke(["train", "tagger", str(empty), "-o", str(tmp_path / "m.safetensors")] + TINY)
+    assert isinstance(r.exception, SeqtoolError) and "no sentences" in str(r.exception)
