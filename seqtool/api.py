@@ -12,6 +12,9 @@ from seqtool.config import TrainConfig
 from seqtool.errors import SeqtoolError
 
 
+RUNTIME_OPTIONS = {"threads", "device", "log_every", "max_time"}
+
+
 def task_module(task: str) -> Any:
     from seqtool import tasks
 
@@ -45,8 +48,10 @@ def train(
             raise SeqtoolError(f"--resume: nothing to resume in {run_dir(out)}/")
         header = checkpoint.read_header(last)
         saved = header.json("train_config", {})
-        if saved and saved != train_cfg.to_dict():
-            diff = sorted(k for k in saved if saved.get(k) != train_cfg.to_dict().get(k))
+        now = train_cfg.to_dict()
+        # Where and how fast it runs may change on resume; what it computes may not.
+        diff = sorted(k for k in saved if k not in RUNTIME_OPTIONS and saved[k] != now.get(k))
+        if diff:
             raise SeqtoolError(
                 f"--resume: training options differ from the interrupted run ({', '.join(diff)})"
             )

@@ -27,6 +27,11 @@ def sample(
     if temperature == 0:
         return logits.argmax(-1)
     logits = logits / temperature
+    if 0 < top_k < logits.size(-1) and top_p >= 1.0:
+        # Fast path: sample among the k best directly (no full-vocabulary mask and softmax).
+        vals, idx = torch.topk(logits, top_k, dim=-1)  # (B, k)
+        pick = torch.multinomial(vals.softmax(-1), 1, generator=generator)  # (B, 1)
+        return idx.gather(-1, pick).squeeze(-1)
     if 0 < top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))

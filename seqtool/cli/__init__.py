@@ -68,7 +68,8 @@ def main() -> None:
         sys.stdout.flush()
     except SeqtoolError as e:
         _quiet_stdout_flush()
-        print(f"seqtool: error: {e}", file=sys.stderr)
+        kind = "" if e.exit_code == 130 else "error: "  # an interrupt is not an error
+        print(f"seqtool: {kind}{e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except (BrokenPipeError, OutputClosed):
         # The reader went away (`seqtool generate | head`): that is a normal end.

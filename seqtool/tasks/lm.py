@@ -115,23 +115,26 @@ class LanguageModel(TaskModel):
         each new token is one step with carried state (the prefix is never re-fed)."""
         self.check_prompt(prompt)
         tok = self.tokenizer
-        ids = tok.encode(prompt) if prompt else [tok.bos_id]
-        if not ids:
-            ids = [tok.bos_id]
+        ids = tok.encode(prompt)
+        if not ids:  # no prompt: start as after a line break, as the training text does
+            nl = tok.encode("\n")
+            ids = nl if nl and nl[0] != tok.unk_id else [tok.bos_id]
         x = torch.tensor([ids])
         # Prompt: fused forward for all but the last token; the stepper continues from there.
         state = self.backbone(x[:, :-1])[1] if len(ids) > 1 else None
         stepper = self.backbone.stepper()
         state = tuple(s.clone() for s in state) if state is not None else stepper.initial_state(1)
-        w, b = self.head.weight.t().contiguous(), self.head.bias
-        banned = torch.tensor([tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id])
+        hs = list(state[0].unbind(0))
+        cs = list(state[1].unbind(0)) if len(state) > 1 else None
+        w = self.head.weight.t().contiguous()
+        b = self.head.bias.clone()
+        b[[tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id]] = float("-inf")  # never sampled
         cur = x[:, -1]
         is_char = tok.kind == "char"
         pending = b""  # byte-fallback pieces waiting to form a UTF-8 character
         for step in range(length):
-            h, state = stepper.step(cur, state)
+            h = stepper.advance(cur, hs, cs)
             logits = torch.addmm(b, h, w)  # (1, V)
-            logits[:, banned] = float("-inf")
             cur = sample(logits, temperature, top_k, top_p, generator)
             piece = tok.id_to_piece(int(cur))
             if is_char:
