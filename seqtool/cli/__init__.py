@@ -13,6 +13,7 @@ from seqtool import __version__
 from seqtool.cli import evaluate, lm, tokenize
 from seqtool.cli import inspect as inspect_cli
 from seqtool.cli import tagger as tagger_cli
+from seqtool.cli import translator as translator_cli
 from seqtool.cli._common import OutputClosed
 from seqtool.errors import SeqtoolError
 
@@ -40,6 +41,8 @@ app.add_typer(inspect_cli.app, name="inspect")
 # One file per task: its `train TASK` command and the command that runs it.
 train_app.command("lm")(lm.train)
 app.command("generate")(lm.generate)
+train_app.command("translator")(translator_cli.train)
+app.command("translate")(translator_cli.translate)
 train_app.command("tagger")(tagger_cli.train)
 app.command("tag")(tagger_cli.tag)
 app.command("eval")(evaluate.eval_command)

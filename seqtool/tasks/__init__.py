@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 # task name -> "module:class"; imported lazily so the CLI starts fast
 TASKS: dict[str, str] = {
     "lm": "seqtool.tasks.lm:LanguageModel",
+    "translator": "seqtool.tasks.translator:Translator",
     "tagger": "seqtool.tasks.tagger:Tagger",
 }
 
