@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def train(
     model, source, dev = task_module(task).prepare(
         train_cfg=train_cfg, resume_header=header, **task_options
     )
-    if console is not None:
+    if console is not None and os.environ.get("RANK", "0") == "0":  # rank 0 speaks for all
         resolved = {"task": task, "model": model.config.to_dict(), "train": train_cfg.to_dict()}
         console.print(f"config {json.dumps(resolved, sort_keys=True)}", highlight=False, soft_wrap=True)
     trainer = Trainer(model, source, dev, train_cfg, out, save_dtype, callbacks, console)

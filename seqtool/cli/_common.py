@@ -154,6 +154,8 @@ def run_training(task: str, train_cfg: Any, run: dict, **task_options: Any) -> N
         console=err_console(),
         **task_options,
     )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports
+        return
     best = summary["best"]
     detail = "  ".join(f"{k} {v:.4g}" for k, v in best.items()) if best else "no dev data"
     status(

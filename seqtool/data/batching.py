@@ -85,6 +85,7 @@ class BucketedSource:
         self.lengths, self.collate = list(lengths), collate
         self.batch_size, self.max_tokens, self.seed = batch_size, max_tokens, seed
         self.epoch, self.pos = 0, 0
+        self.rank, self.world = 0, 1
         self._batches = self._make(0)
         self.steps_per_epoch = max(1, len(self._batches))
 
@@ -99,7 +100,15 @@ class BucketedSource:
             self._batches = self._make(self.epoch)
         idx = self._batches[self.pos]
         self.pos += 1
+        if self.world > 1:  # this rank's slice of the global batch (at least one example)
+            from seqtool.training.distributed import shard_slice
+
+            idx = idx[shard_slice(len(idx), self.rank, self.world)] or idx[-1:]
         return self.collate(idx)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Under DDP every rank walks the same global batches and keeps its own slice."""
+        self.rank, self.world = rank, world
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "pos": self.pos}

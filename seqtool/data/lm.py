@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from seqtool.errors import SeqtoolError
+
 
 class WindowSampler:
     """Random windows of `seq_len + 1` tokens from one long token stream (resumable)."""
@@ -17,10 +19,19 @@ class WindowSampler:
         self.gen = torch.Generator().manual_seed(seed)
         self.steps_per_epoch = max(1, ids.numel() // (batch_size * self.seq_len))
         self._offsets = torch.arange(self.seq_len + 1)
+        self._part = slice(None)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Under DDP every rank draws the same global batch and keeps its own slice."""
+        from seqtool.training.distributed import shard_slice
+
+        if self.batch_size < world:
+            raise SeqtoolError(f"--batch-size {self.batch_size} is smaller than {world} ranks")
+        self._part = shard_slice(self.batch_size, rank, world)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         high = self.ids.numel() - self.seq_len
-        starts = torch.randint(0, high, (self.batch_size,), generator=self.gen)
+        starts = torch.randint(0, high, (self.batch_size,), generator=self.gen)[self._part]
         win = self.ids[starts[:, None] + self._offsets].long()  # (B, T+1)
         return {"x": win[:, :-1], "y": win[:, 1:]}
 

@@ -24,7 +24,7 @@ from seqtool import checkpoint
 from seqtool.config import TrainConfig
 from seqtool.errors import CheckpointError, SeqtoolError
 from seqtool.tasks.base import TaskModel
-from seqtool.training import runtime
+from seqtool.training import distributed, runtime
 from seqtool.training.callbacks import Callback, EarlyStopping, MetricsLog, Progress, TimeLimit
 
 
@@ -77,8 +77,15 @@ class Trainer:
         self.out = Path(out)
         self.dir = run_dir(self.out)
         self.save_dtype = save_dtype
-        self.device = runtime.resolve_device(cfg.device)
+        self.rank, self.world, self.device = distributed.setup(runtime.resolve_device(cfg.device))
+        self.is_main = self.rank == 0
         self.model = model.to(self.device)
+        self.ddp = distributed.wrap(model, self.device) if self.world > 1 else None
+        if self.world > 1:
+            shard = getattr(train, "shard", None)
+            if shard is None:
+                raise SeqtoolError(f"{type(train).__name__} cannot be sharded across ranks")
+            shard(self.rank, self.world)
         self.num_params = sum(p.numel() for p in model.parameters())
         self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * train.steps_per_epoch))
         self.eval_every = cfg.eval_every or max(1, self.total_steps // 10)
@@ -97,7 +104,10 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(cfg, self.total_steps)
         )
-        self.callbacks: list[Callback] = [Progress(console), MetricsLog(self.dir / "metrics.jsonl")]
+        # Only rank 0 shows progress and writes logs; every rank runs the stop rules.
+        self.callbacks: list[Callback] = (
+            [Progress(console), MetricsLog(self.dir / "metrics.jsonl")] if self.is_main else []
+        )
         if cfg.patience > 0 and dev is not None:
             self.callbacks.append(EarlyStopping(cfg.patience))
         if cfg.max_time > 0:
@@ -133,14 +143,24 @@ class Trainer:
             "train_config": self.cfg.to_dict(),
         }
 
+    def _resume_path(self) -> Path:
+        return self.dir / ("resume.pt" if self.is_main else f"resume-rank{self.rank}.pt")
+
     def save_resume(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.model.save(self.dir / "last.safetensors", self.cfg.to_dict(), dtype="fp32")
         import io
 
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.model.save(self.dir / "last.safetensors", self.cfg.to_dict(), dtype="fp32")
         buf = io.BytesIO()
-        torch.save(self._resume_state(), buf)
-        checkpoint.atomic_write_bytes(self.dir / "resume.pt", buf.getvalue())
+        # Other ranks keep only what differs per rank: RNG streams and data position.
+        state = self._resume_state()
+        if not self.is_main:
+            state = {"rng": state["rng"], "data": state["data"]}
+        torch.save(state, buf)
+        checkpoint.atomic_write_bytes(self._resume_path(), buf.getvalue())
+        if self.world > 1:
+            distributed.barrier()
 
     def load_resume(self) -> None:
         path = self.dir / "resume.pt"
@@ -159,6 +179,8 @@ class Trainer:
         self.step = int(state["step"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if not self.is_main:  # this rank's own RNG streams and data position
+            state.update(torch.load(self._resume_path(), map_location="cpu", weights_only=True))
         runtime.set_rng_state(state["rng"])
         self.train_data.load_state_dict(state["data"])
         self.best, self.best_metrics = state["best"], dict(state["best_metrics"])
@@ -190,10 +212,13 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
-        self.model.eval()
-        metrics = self.model.evaluate(self.dev)
-        self.model.train()
-        return metrics
+        """Dev metrics; under DDP rank 0 evaluates and every rank gets its numbers."""
+        metrics = None
+        if self.is_main:
+            self.model.eval()
+            metrics = self.model.evaluate(self.dev)
+            self.model.train()
+        return distributed.broadcast(metrics) if self.world > 1 else metrics
 
     def _after_eval(self, metrics: dict[str, float]) -> None:
         value = metrics[self.model.main_metric]
@@ -201,7 +226,8 @@ class Trainer:
         improved = self.best is None or sign * (value - self.best) > 0
         if improved:
             self.best, self.best_metrics = value, dict(metrics)
-            self.model.save(self.out, self.cfg.to_dict(), dtype=self.save_dtype)
+            if self.is_main:
+                self.model.save(self.out, self.cfg.to_dict(), dtype=self.save_dtype)
         for cb in self.callbacks:
             cb.on_eval(self, metrics, improved)
 
@@ -210,7 +236,7 @@ class Trainer:
         Interrupted; the run then continues exactly with `resume=True`."""
         if resume:
             self.load_resume()
-        else:
+        elif self.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "metrics.jsonl").unlink(missing_ok=True)
         cfg, model = self.cfg, self.model
@@ -230,7 +256,7 @@ class Trainer:
                     for k, v in self.train_data.next_batch().items()
                 }
                 with runtime.autocast(self.device, cfg.precision):
-                    loss, ntokens = model.forward_loss(batch)
+                    loss, ntokens = (self.ddp or model.forward_loss)(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip > 0:
@@ -239,7 +265,7 @@ class Trainer:
                 self.scheduler.step()
                 self.step += 1
                 self.elapsed += time.perf_counter() - t0
-                window_tokens += ntokens
+                window_tokens += ntokens * self.world
                 loss_sum += loss.detach()
                 loss_n += 1
                 logged = None
@@ -255,6 +281,10 @@ class Trainer:
                     window_tokens, window_start, loss_sum, loss_n = 0, now, 0.0, 0
                 for cb in self.callbacks:
                     cb.on_step_end(self, logged)
+                if self.world > 1:  # one rank's Ctrl-C or stop rule stops them all together
+                    self._interrupted = distributed.any_rank(self._interrupted)
+                    if distributed.any_rank(self._stop_reason is not None):
+                        self._stop_reason = self._stop_reason or "stopped on another rank"
                 at_end = self.step == self.total_steps or self._stop_reason is not None
                 if self.dev is not None and (self.step % self.eval_every == 0 or at_end):
                     t_eval = time.perf_counter()
@@ -263,7 +293,7 @@ class Trainer:
                     self.save_resume()
         except KeyboardInterrupt:
             self.save_resume()
-            if self.dev is None:
+            if self.dev is None and self.is_main:
                 model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
             for cb in self.callbacks:
                 cb.on_train_end(self)
@@ -274,7 +304,7 @@ class Trainer:
         finally:
             for sig, old in old_handlers.items():
                 signal.signal(sig, old)
-        if self.dev is None:
+        if self.dev is None and self.is_main:
             model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
         self.save_resume()
         for cb in self.callbacks:
