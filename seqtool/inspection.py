@@ -288,17 +288,21 @@ def model_gradients(
     """The same measurement on a checkpoint's encoder (its forward direction at `layer`).
 
     Inputs are the encoder's own inputs for `texts` (one sequence each), or, without texts,
-    `repeats` random sequences of `length` vocabulary tokens. The readout is random (seeded):
-    the question is how far back the recurrence carries gradient, not what the head wants.
+    `repeats` random sequences of `length` steps (random vocabulary tokens). The readout is
+    random (seeded): the question is how far back the recurrence carries gradient, not what
+    the head wants.
     """
     _check_gradient_options(length, repeats, 1, clip)
     model.eval()
-    if not texts:
+    random = not texts
+    if random:
         texts = [_random_text(model.tokenizer, length, seed + r) for r in range(repeats)]
     inputs = []
     rec = None
     for text in texts:
         _, x, rec = model.inspect_inputs(text)
+        if random:
+            x = x[:, :length]  # (1, length, E): random text runs over; keep the first steps
         if x.size(1) < 2:
             raise SeqtoolError("gradients need a text of at least 2 tokens")
         inputs.append(x.detach().double())
@@ -329,14 +333,22 @@ def model_gradients(
 
 
 def _random_text(tokenizer: Any, length: int, seed: int) -> str:
-    """`length` tokens drawn uniformly from the non-special vocabulary, as text."""
+    """`length` random "words" of 1-6 tokens drawn uniformly from the non-special vocabulary,
+    joined by spaces, so that word-level encoders (the tagger) get `length` steps as well."""
     g = torch.Generator().manual_seed(seed)
     specials = {tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id}
     pool = torch.tensor([i for i in range(tokenizer.vocab_size) if i not in specials])
     if len(pool) == 0:
         raise SeqtoolError("the model's vocabulary has no ordinary tokens to sample")
-    ids = pool[torch.randint(len(pool), (length,), generator=g)].tolist()
-    return tokenizer.decode(ids)
+    sizes = torch.randint(1, 7, (length,), generator=g).tolist()
+    ids = pool[torch.randint(len(pool), (sum(sizes),), generator=g)].tolist()
+    words, at = [], 0
+    for n in sizes:
+        words.append(
+            tokenizer.decode(ids[at : at + n]).strip() or tokenizer.decode(ids[at : at + n])
+        )
+        at += n
+    return " ".join(words)
 
 
 # -- parameter counts --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -295,18 +296,21 @@ def test_gradients_cli_on_a_checkpoint(lms):
     assert bad.code == 2 and "needs --model" in bad.err
 
 
-def test_gradients_plot(tmp_path):
+def test_gradients_plot(tmp_path, monkeypatch):
     png = tmp_path / "decay.png"
     args = ["inspect", "gradients", "--cells", "rnn", "--length", "10", "--hidden", "4",
             "--repeats", "1", "--plot", png]  # fmt: skip
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        r = run_cli(*args)
-        assert r.code == 2 and "matplotlib" in r.err
+        pass
     else:
         _invoke(*args)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        png.unlink()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    r = run_cli(*args)
+    assert r.code == 2 and "pip install 'seqtool[plot]'" in r.err and not png.exists()
 
 
 def test_params_cli_config_and_checkpoint(lms):

@@ -413,7 +413,7 @@ def _plot(curves: list[Any], path: str, what: str) -> None:
         ) from None
     fig, ax = plt.subplots(figsize=(8, 5))
     for c in curves:
-        eff = c.effective_memory if c.effective_memory is not None else "none"
+        eff = c.effective_memory if c.effective_memory is not None else f"> {len(c.norms) - 1}"
         ax.semilogy(range(len(c.relative)), c.relative, label=f"{c.label} (memory {eff})")
     ax.axhline(curves[0].threshold, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("distance from the last step (time steps)")
