@@ -79,12 +79,17 @@ def teacher_forcing_ratio(cfg: TranslatorConfig, step: int, total: int) -> float
     p = min(1.0, step / total)
     if cfg.teacher_forcing_schedule == "linear":
         return 1.0 - (1.0 - final) * p
-    # k chosen so the curve crosses its midpoint half way: k * ln(k) = total / 2 (in steps of
-    # total / 100, which keeps the shape independent of the run's length).
-    i, k = 100 * p, 12.0
+    # k chosen so the curve crosses its midpoint half way: k * ln(k) = 50 in steps of total / 100
+    # (the shape does not depend on the run's length); rescaled to run exactly from 1 to 0.
+    k = 12.0
     for _ in range(50):  # Newton on k ln k = 50
         k -= (k * math.log(k) - 50) / (math.log(k) + 1)
-    return final + (1.0 - final) * k / (k + math.exp(i / k))
+
+    def f(i: float) -> float:
+        return k / (k + math.exp(i / k))
+
+    decay = (f(100 * p) - f(100)) / (f(0) - f(100))
+    return final + (1.0 - final) * decay
 
 
 class TeacherForcingSchedule(Callback):
