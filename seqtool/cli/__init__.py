@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from seqtool import __version__
-from seqtool.cli import evaluate, lm, tokenize
+from seqtool.cli import classifier, evaluate, lm, tokenize
 from seqtool.cli import inspect as inspect_cli
 from seqtool.cli import tagger as tagger_cli
 from seqtool.cli import translator as translator_cli
@@ -45,6 +45,8 @@ train_app.command("translator")(translator_cli.train)
 app.command("translate")(translator_cli.translate)
 train_app.command("tagger")(tagger_cli.train)
 app.command("tag")(tagger_cli.tag)
+train_app.command("classifier")(classifier.train)
+app.command("classify")(classifier.classify)
 app.command("eval")(evaluate.eval_command)
 
 

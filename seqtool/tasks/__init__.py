@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 TASKS: dict[str, str] = {
     "lm": "seqtool.tasks.lm:LanguageModel",
     "translator": "seqtool.tasks.translator:Translator",
+    "classifier": "seqtool.tasks.classifier:Classifier",
     "tagger": "seqtool.tasks.tagger:Tagger",
 }
 

@@ -1,0 +1,389 @@
+"""`seqtool train classifier` and `seqtool classify`: the (bi)LSTM text classifier."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from seqtool.cli._common import err_console, status, training_command
+from seqtool.errors import SeqtoolError
+
+IN_FORMATS = ("auto", "text", "csv", "tsv", "jsonl")
+OUT_FORMATS = ("auto", "text", "csv", "tsv", "jsonl")
+
+
+@training_command(
+    cell="lstm",
+    layers=1,
+    hidden=256,
+    embedding_dim=128,
+    dropout=0.0,
+    embedding_dropout=0.1,
+    bidirectional=True,
+)
+def train(
+    files: Annotated[
+        list[str],
+        typer.Argument(help="Labelled CSV/TSV/JSONL file(s) (columns text,label by default)."),
+    ],
+    dev: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Dev file(s) for evaluation; repeat for several (each also reported alone)."
+        ),
+    ] = None,
+    dev_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Hold out this random fraction of the training rows when --dev is not given "
+            "(0: none)."
+        ),
+    ] = 0.05,
+    text_column: Annotated[
+        str, typer.Option(help="Column (CSV/TSV header or JSON key) holding the text.")
+    ] = "text",
+    label_column: Annotated[
+        str, typer.Option(help="Column holding the label (any strings; two or more classes).")
+    ] = "label",
+    tokenizer: Annotated[
+        str,
+        typer.Option(
+            help="unigram | bpe | char (trained on the training texts) or a tokenizer file "
+            "from `seqtool tokenize train`."
+        ),
+    ] = "unigram",
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary size for unigram/bpe.")] = 16000,
+    pool: Annotated[
+        str,
+        typer.Option(help="last (final forward+backward states) | max | mean (over real tokens)."),
+    ] = "last",
+    head_dropout: Annotated[float, typer.Option(help="Dropout before the output layer.")] = 0.3,
+    max_length: Annotated[
+        int,
+        typer.Option(
+            help="Tokens kept per text: the first quarter and the last three quarters (0: all)."
+        ),
+    ] = 512,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            help="Cap tokens per batch (longest x count); 0: --batch-size texts per batch."
+        ),
+    ] = 0,
+    lowercase: Annotated[
+        bool, typer.Option("--lowercase", help="Fold case before tokenizing (stored in the model).")
+    ] = False,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Start embedding + recurrent layers from this LM checkpoint (its tokenizer "
+            "and sizes are used)."
+        ),
+    ] = None,
+    *,
+    train_cfg=None,
+    backbone=None,
+    run=None,
+) -> None:
+    """Train a text classifier (bidirectional LSTM by default) on labelled CSV/TSV/JSONL.
+
+    Examples:
+
+      seqtool train classifier reviews.csv --dev dev.csv -o sent.safetensors
+
+      seqtool train classifier data.tsv --text-column sentence --label-column topic --pool max
+
+      seqtool train classifier train.csv --dev dev.csv --max-length 256 --precision bf16 --threads 1
+
+      seqtool train lm reviews.txt --tokenizer tok.model -o lm.safetensors
+      seqtool train classifier train.csv --dev dev.csv --init-from lm.safetensors
+    """
+    from seqtool import api
+
+    summary = api.train(
+        "classifier",
+        run["output"],
+        train_cfg,
+        resume=run["resume"],
+        save_dtype=run["save_dtype"],
+        console=err_console(),
+        files=files,
+        backbone=backbone,
+        dev=dev,
+        dev_fraction=dev_fraction,
+        text_column=text_column,
+        label_column=label_column,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        pool=pool,
+        head_dropout=head_dropout,
+        max_length=max_length,
+        max_tokens=max_tokens,
+        lowercase=lowercase,
+        init_from=init_from,
+    )
+    best = {k: v for k, v in summary["best"].items() if isinstance(v, int | float)}
+    detail = "  ".join(f"{k} {v:.4g}" for k, v in best.items()) if best else "no dev data"
+    status(
+        f"saved {summary['output']} after {summary['steps']} steps in "
+        f"{summary['elapsed_s'] / 60:.1f} min ({summary['stopped']}); best dev: {detail}"
+    )
+
+
+def classify(
+    input: Annotated[
+        str | None,
+        typer.Argument(
+            help="Text lines, or a CSV/TSV/JSONL file (by extension); - or none reads stdin."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Classifier checkpoint (default: the shipped English sentiment model).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="auto (as the input: text lines get label<TAB>score) | text | csv | tsv | "
+            "jsonl (all class probabilities).",
+        ),
+    ] = "auto",
+    input_format: Annotated[
+        str, typer.Option(help="auto (by extension; stdin: text) | text | csv | tsv | jsonl.")
+    ] = "auto",
+    text_column: Annotated[
+        str | None,
+        typer.Option(help="Column/key with the text (default: the model's, usually 'text')."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", help="Texts per forward pass.")
+    ] = 256,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 1,
+    encoding_errors: Annotated[
+        str, typer.Option(help="text input: strict | replace | ignore for non-UTF-8.")
+    ] = "strict",
+) -> None:
+    """Label texts with a classifier, streamed in batches (bounded memory on any input size).
+
+    CSV/TSV in: the same table out with `label` and `score` (probability of the chosen label)
+    appended (`predicted_label`/`predicted_score` when those names exist). Plain lines in: one
+    `label<TAB>score` per line, in order. --format jsonl adds all class probabilities.
+
+    Examples:
+
+      seqtool classify reviews.csv > labelled.csv
+
+      cat lines.txt | seqtool classify
+
+      seqtool classify reviews.csv --format jsonl | jq .label
+
+      seqtool classify -m sent.safetensors tweets.tsv --text-column tweet -o out.tsv
+    """
+    from seqtool import api, paths
+    from seqtool.data.tabular import detect_format
+    from seqtool.training import runtime
+
+    if input_format not in IN_FORMATS:
+        raise SeqtoolError(
+            f"--input-format must be one of {', '.join(IN_FORMATS)}, not {input_format!r}"
+        )
+    if fmt not in OUT_FORMATS:
+        raise SeqtoolError(f"--format must be one of {', '.join(OUT_FORMATS)}, not {fmt!r}")
+    if batch_size < 1:
+        raise SeqtoolError("--batch-size must be >= 1")
+    if input_format == "auto":
+        input_format = "text" if input in (None, "-") else detect_format(input, default="text")
+    out_fmt = fmt
+    if out_fmt == "auto":
+        out_fmt = {"text": "text", "csv": "csv", "tsv": "tsv", "jsonl": "jsonl"}[input_format]
+    if out_fmt in ("csv", "tsv") and input_format not in ("csv", "tsv"):
+        raise SeqtoolError(
+            f"--format {out_fmt} needs CSV/TSV input; use text or jsonl for {input_format} input"
+        )
+    if input is not None and input != "-":
+        from seqtool.data.text import check_input_path
+
+        check_input_path(input)
+    runtime.set_threads(threads)
+    clf = api.load(model or str(paths.default_model("classifier")), "classifier", "classify")
+    col = text_column or clf.text_column
+    sink = _AtomicFile(output) if output else None
+    out = sink.stream if sink else sys.stdout
+    try:
+        _classify_stream(clf, input, input_format, out_fmt, col, batch_size, encoding_errors, out)
+    except BaseException:
+        if sink:
+            sink.discard()
+        raise
+    if sink:
+        sink.commit()
+        status(f"wrote {output}")
+
+
+class _AtomicFile:
+    """Text output to a temp file beside the target, renamed into place on success."""
+
+    def __init__(self, path: str) -> None:
+        import tempfile
+
+        p = Path(path)
+        if p.is_dir():
+            raise SeqtoolError(f"{p}: is a directory")
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+        self.path, self.tmp = p, Path(tmp)
+        self.stream = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed in commit/discard)
+
+    def commit(self) -> None:
+        import os
+
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self.stream.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.stream.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _chunks(it: Iterator[Any], n: int) -> Iterator[list[Any]]:
+    buf: list[Any] = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _classify_stream(
+    clf: Any,
+    path: str | None,
+    in_fmt: str,
+    out_fmt: str,
+    column: str,
+    batch_size: int,
+    encoding_errors: str,
+    out: Any,
+) -> None:
+    from seqtool.data.tabular import iter_records, open_input
+    from seqtool.data.text import iter_lines
+    from seqtool.errors import DataError
+
+    labels = clf.labels
+    chunk = max(batch_size * 8, 1024)  # rows read per round: sorted by length inside, then restored
+    header: list[str] | None = None
+    label_key, score_key = "label", "score"
+    if in_fmt == "text":
+        records: Iterator[tuple[int, Any]] = enumerate(iter_lines(path, encoding_errors), 1)
+
+        def text_of(rec: Any, line: int) -> str:
+            return rec
+    else:
+        raw, name = open_input(path)
+        records = iter_records(raw, name, in_fmt)
+        first = next(records, None)
+        if first is None:
+            return
+        if in_fmt in ("csv", "tsv"):
+            header = list(first[1].keys())
+            if column not in header:
+                raise DataError(
+                    f"no text column {column!r}; the columns are: {', '.join(map(repr, header))} "
+                    "(choose with --text-column)",
+                    name,
+                )
+            if "label" in header or "score" in header:
+                label_key, score_key = "predicted_label", "predicted_score"
+        records = _prepend(first, records)
+
+        def text_of(rec: Any, line: int) -> str:
+            value = rec.get(column)
+            if value is None:
+                keys = ", ".join(map(repr, rec)) or "none"
+                raise DataError(
+                    f"no text key {column!r} (keys: {keys}; choose with --text-column)", name, line
+                )
+            return str(value)
+
+    writer = _writer(out_fmt, in_fmt, header, label_key, score_key, labels)
+    wrote_header = False
+    for rows in _chunks(records, chunk):
+        texts = [text_of(rec, line) for line, rec in rows]
+        preds = clf.predict(texts, batch_size)
+        buf = io.StringIO()
+        if not wrote_header and header is not None and out_fmt in ("csv", "tsv"):
+            writer(buf, None, header + [label_key, score_key], None)
+            wrote_header = True
+        for (_, rec), text, pred in zip(rows, texts, preds, strict=True):
+            writer(buf, rec, text, pred)
+        out.write(buf.getvalue())
+        out.flush()  # per batch, so pipelines see results as they come
+
+
+def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _writer(
+    out_fmt: str,
+    in_fmt: str,
+    header: list[str] | None,
+    label_key: str,
+    score_key: str,
+    labels: list[str],
+) -> Callable[[io.StringIO, Any, Any, Any], None]:
+    if out_fmt == "text":
+
+        def w(buf: io.StringIO, rec: Any, text: Any, pred: Any) -> None:
+            buf.write(f"{pred[0]}\t{pred[1]:.4f}\n")
+
+        return w
+    if out_fmt == "jsonl":
+
+        def w(buf: io.StringIO, rec: Any, text: Any, pred: Any) -> None:
+            obj = dict(rec) if isinstance(rec, dict) else {"text": text}
+            lk = label_key if label_key not in obj or in_fmt != "jsonl" else "predicted_label"
+            sk = score_key if lk == label_key else "predicted_score"
+            obj[lk] = pred[0]
+            obj[sk] = round(pred[1], 6)
+            obj["probs"] = {name: round(p, 6) for name, p in zip(labels, pred[2], strict=True)}
+            buf.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+        return w
+    if out_fmt == "tsv":
+
+        def w(buf: io.StringIO, rec: Any, text: Any, pred: Any) -> None:
+            if rec is None:  # the header row
+                buf.write("\t".join(text) + "\n")
+                return
+            buf.write("\t".join([*rec.values(), pred[0], f"{pred[1]:.4f}"]) + "\n")
+
+        return w
+
+    def w(buf: io.StringIO, rec: Any, text: Any, pred: Any) -> None:
+        cw = csv.writer(buf, lineterminator="\n")
+        if rec is None:
+            cw.writerow(text)
+            return
+        cw.writerow([*rec.values(), pred[0], f"{pred[1]:.4f}"])
+
+    return w

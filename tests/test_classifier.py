@@ -1,0 +1,346 @@
+"""The classifier: train -> classify -> eval through the CLI, bad input, padding, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, TINY, run_cli
+
+SAMPLE = ROOT / "corpora" / "sentiment-sample.csv"
+
+
+def _rows(path: Path) -> list[list[str]]:
+    import csv
+
+    with path.open(newline="") as f:
+        return list(csv.reader(f))
+
+
+@pytest.fixture(scope="module")
+def tiny_clf(tmp_path_factory) -> Path:
+    """A tiny char-level BiLSTM trained on the sample (module-wide; a few seconds)."""
+    out = tmp_path_factory.mktemp("clf") / "tiny.safetensors"
+    r = run_cli(
+        "train",
+        "classifier",
+        SAMPLE,
+        "-o",
+        out,
+        *TINY,
+        "--tokenizer",
+        "char",
+        "--pool",
+        "max",
+        "--steps",
+        "120",
+        "--batch-size",
+        "8",
+        "--warmup",
+        "10",
+        "--lr",
+        "0.02",
+        "--dev-fraction",
+        "0",
+        "--head-dropout",
+        "0",
+        "--seed",
+        "1",
+    )
+    assert r.code == 0, r
+    assert out.is_file()
+    return out
+
+
+def _tiny_model(
+    pool: str = "last", cell: str = "lstm", layers: int = 1, bidirectional: bool = True
+):
+    from seqtool import tokenizers
+    from seqtool.config import BackboneConfig
+    from seqtool.tasks.classifier import Classifier, ClassifierConfig
+
+    tok = tokenizers.train(["abcdefghij klmnopqrstuvwxyz"], "char")
+    cfg = ClassifierConfig(
+        backbone=BackboneConfig(
+            vocab_size=tok.vocab_size,
+            embedding_dim=10,
+            hidden_size=7,
+            layers=layers,
+            cell=cell,
+            bidirectional=bidirectional,
+        ),
+        num_labels=3,
+        pool=pool,
+    )
+    torch.manual_seed(0)
+    return Classifier(cfg, tok, ["a", "b", "c"]).eval()
+
+
+# -- train -> classify -> eval ---------------------------------------------------------------------
+
+
+def test_training_learns_the_sample(tiny_clf):
+    r = run_cli("eval", tiny_clf, SAMPLE, "--format", "json")
+    assert r.code == 0, r
+    m = json.loads(r.out)
+    assert m["accuracy"] >= 0.9  # 36 training rows; a learning model fits them
+    assert set(m) >= {"accuracy", "macro_f1", "per_class", "confusion"}
+    assert m["confusion"]["labels"] == ["negative", "positive"]
+    assert sum(map(sum, m["confusion"]["matrix"])) == 36
+
+
+def test_eval_table_has_per_class_and_confusion(tiny_clf):
+    r = run_cli("eval", tiny_clf, SAMPLE)
+    assert r.code == 0, r
+    assert r.out == ""  # tables go to stderr
+    assert "per class" in r.err and "confusion matrix" in r.err and "macro_f1" in r.err
+
+
+def test_classify_csv_appends_label_and_score(tiny_clf, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,text\n1,"great, lovely film"\n2,a boring mess\n')
+    r = run_cli("classify", "-m", tiny_clf, src)
+    assert r.code == 0, r
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(r.out)))
+    assert rows[0] == ["id", "text", "label", "score"]
+    assert [row[:2] for row in rows[1:]] == [["1", "great, lovely film"], ["2", "a boring mess"]]
+    for row in rows[1:]:
+        assert row[2] in ("positive", "negative") and 0.5 <= float(row[3]) <= 1.0
+
+
+def test_classify_csv_with_a_label_column_keeps_it(tiny_clf):
+    r = run_cli("classify", "-m", tiny_clf, SAMPLE)
+    assert r.code == 0, r
+    header = r.out.splitlines()[0]
+    assert header == "text,label,predicted_label,predicted_score"
+    assert len(r.out.splitlines()) == 37
+
+
+def test_classify_stdin_lines_in_order(tiny_clf):
+    lines = ["a wonderful film", "", "a waste of time"] * 500  # crosses several read chunks
+    r = run_cli("classify", "-m", tiny_clf, "--batch-size", "16", stdin="\n".join(lines) + "\n")
+    assert r.code == 0, r
+    out = r.out.splitlines()
+    assert len(out) == len(lines)
+    single = {
+        t: run_cli("classify", "-m", tiny_clf, stdin=t + "\n").out.strip() for t in set(lines)
+    }
+    assert out == [single[t] for t in lines]  # same answer alone or in a big batch, in order
+    label, score = out[0].split("\t")
+    assert label in ("positive", "negative") and 0.5 <= float(score) <= 1
+
+
+def test_classify_jsonl_has_all_probabilities(tiny_clf, tmp_path):
+    r = run_cli("classify", "-m", tiny_clf, "--format", "jsonl", stdin="i loved it\n")
+    assert r.code == 0, r
+    obj = json.loads(r.out)
+    assert obj["text"] == "i loved it" and obj["label"] in obj["probs"]
+    assert abs(sum(obj["probs"].values()) - 1) < 1e-4
+    assert obj["score"] == max(obj["probs"].values())
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "great", "id": 7}\n{"text": "awful", "id": 8}\n')
+    r = run_cli("classify", "-m", tiny_clf, src)
+    objs = [json.loads(x) for x in r.out.splitlines()]
+    assert [o["id"] for o in objs] == [7, 8] and all("probs" in o for o in objs)
+
+
+def test_classify_output_file_is_written_whole(tiny_clf, tmp_path):
+    out = tmp_path / "labelled.csv"
+    r = run_cli("classify", "-m", tiny_clf, SAMPLE, "-o", out)
+    assert r.code == 0, r
+    assert r.out == "" and len(_rows(out)) == 37
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+# -- bad input: exit 2, one line, no partial output -----------------------------------------------
+
+
+def _one_line_error(r, *needles: str) -> None:
+    assert r.code == 2, r
+    assert r.out == ""
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqtool: error:"), r.err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def _train(tmp_path, data: Path, *extra: str):
+    out = tmp_path / "m.safetensors"
+    r = run_cli(
+        "train", "classifier", data, "-o", out, *TINY, "--tokenizer", "char", "--steps", "2", *extra
+    )
+    return r, out
+
+
+def test_missing_column_lists_the_columns(tmp_path):
+    r, out = _train(tmp_path, SAMPLE, "--text-column", "review")
+    _one_line_error(r, "'review'", "'text'", "'label'")
+    assert not out.exists()
+
+
+def test_one_class_label_column(tmp_path):
+    f = tmp_path / "one.csv"
+    f.write_text("text,label\ngood,positive\nfine,positive\n")
+    r, out = _train(tmp_path, f)
+    _one_line_error(r, "one class", "'positive'")
+    assert not out.exists()
+
+
+def test_empty_text_names_the_line(tmp_path):
+    f = tmp_path / "empty.csv"
+    f.write_text('text,label\ngood,positive\n"  ",negative\nbad,negative\n')
+    r, _ = _train(tmp_path, f)
+    _one_line_error(r, f"{f}:3", "empty text")
+
+
+def test_broken_quote_names_the_line(tmp_path, tiny_clf):
+    f = tmp_path / "quote.csv"
+    f.write_text('text,label\ngood,positive\n"bad,negative\nok,positive\n')
+    r, _ = _train(tmp_path, f)
+    _one_line_error(r, f"{f}:3")
+    r = run_cli("classify", "-m", tiny_clf, f)
+    _one_line_error(r, f"{f}:3")
+
+
+def test_ragged_row_names_the_line(tmp_path):
+    f = tmp_path / "ragged.csv"
+    f.write_text("text,label\ngood,positive\nbad,negative,extra\n")
+    r, _ = _train(tmp_path, f)
+    _one_line_error(r, f"{f}:3", "3 field(s)")
+
+
+def test_classify_missing_text_column(tiny_clf, tmp_path):
+    f = tmp_path / "cols.csv"
+    f.write_text("review,stars\nnice,5\n")
+    _one_line_error(run_cli("classify", "-m", tiny_clf, f), "'review'", "'stars'", "--text-column")
+
+
+def test_non_classifier_checkpoint_says_what_it_is(tiny_lm):
+    r = run_cli("classify", "-m", tiny_lm, stdin="hello\n")
+    _one_line_error(r, "is a lm checkpoint", "classifier")
+
+
+def test_unknown_dev_label_is_not_a_crash(tiny_clf, tmp_path):
+    f = tmp_path / "dev.csv"
+    f.write_text("text,label\ngood,positive\nmeh,neutral\n")
+    r = run_cli("eval", tiny_clf, f, "--format", "json")
+    assert r.code == 0, r
+    m = json.loads(r.out)
+    assert m["examples"] == 2 and m["unknown_gold_labels"] == 1 and m["accuracy"] <= 0.5
+
+
+# -- model properties ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pool,cell,layers",
+    [("last", "lstm", 1), ("max", "lstm", 2), ("mean", "gru", 1), ("last", "rnn", 2)],
+)
+def test_padding_does_not_leak(pool, cell, layers):
+    model = _tiny_model(pool, cell, layers)
+    short, long_ = "abc de", "the quick brown fox jumps over"
+    alone = model.predict_ids(model.encode([short]))
+    batch = model.predict_ids(model.encode([short, long_, "x"]))
+    torch.testing.assert_close(batch[0], alone[0], atol=1e-6, rtol=1e-5)
+    # The backward direction really sees the text: reversing it changes the output.
+    rev = model.predict_ids(model.encode([short[::-1]]))
+    assert not torch.allclose(rev, alone)
+
+
+def test_last_pool_is_final_forward_and_backward_states():
+    from seqtool.data.batching import pad
+
+    model = _tiny_model("last")
+    ids, lens = pad(model.encode(["abc", "abcdefg"]), 0)
+    out, _ = model.backbone(ids, lens)  # (B, T, 2H)
+    H = 7
+    expect = torch.cat(
+        [out[0, 2, :H], out[0, 0, H:]]
+    )  # forward at its last token, backward at the first
+    got = {}
+    model.dropout.register_forward_hook(lambda m, i, o: got.setdefault("pooled", i[0]))
+    model(ids, lens)
+    torch.testing.assert_close(got["pooled"][0], expect)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    from seqtool import api
+
+    model = _tiny_model("mean")
+    model.text_column = "review"
+    texts = ["abc", "hello world", "zz"]
+    before = model.predict_ids(model.encode(texts))
+    model.save(tmp_path / "m.safetensors")
+    back = api.load(tmp_path / "m.safetensors", "classifier", "classify")
+    assert back.labels == ["a", "b", "c"] and back.text_column == "review"
+    assert back.config == model.config
+    torch.testing.assert_close(back.predict_ids(back.encode(texts)), before)
+    model.save(tmp_path / "h.safetensors", dtype="fp16")
+    half = api.load(tmp_path / "h.safetensors")
+    torch.testing.assert_close(half.predict_ids(half.encode(texts)), before, atol=2e-3, rtol=0)
+
+
+def test_truncation_keeps_head_and_tail():
+    from seqtool.tasks.classifier import truncate
+
+    ids = list(range(100))
+    assert truncate(ids, 8) == [0, 1, 94, 95, 96, 97, 98, 99]
+    assert truncate(ids, 0) == ids and truncate(ids[:5], 8) == ids[:5]
+
+
+def test_metrics_on_a_known_confusion():
+    from seqtool.tasks.classifier import classification_metrics
+
+    m = classification_metrics([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ["x", "y", "z"])
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["confusion"]["matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert m["per_class"]["y"]["precision"] == pytest.approx(2 / 3)
+    assert m["per_class"]["x"]["recall"] == pytest.approx(1 / 2)
+    f1s = [0.5, 0.8, 0.0]
+    assert m["macro_f1"] == pytest.approx(sum(f1s) / 3)
+
+
+def test_init_from_lm_copies_the_backbone(tmp_path, tiny_lm):
+    """ULMFiT-style start: embedding and forward recurrent weights equal the LM's."""
+    from seqtool import api
+
+    f = tmp_path / "chars.csv"
+    f.write_text("text,label\nthe king,positive\nthe fool,negative\n")
+    out = tmp_path / "from-lm.safetensors"
+    r = run_cli(
+        "train",
+        "classifier",
+        f,
+        "-o",
+        out,
+        "--init-from",
+        tiny_lm,
+        "--steps",
+        "1",
+        "--lr",
+        "1e-9",
+        "--warmup",
+        "0",
+        "--dev-fraction",
+        "0",
+        "--threads",
+        "1",
+    )
+    assert r.code == 0, r
+    lm, clf = api.load(tiny_lm), api.load(out)
+    assert clf.tokenizer.to_bytes() == lm.tokenizer.to_bytes()
+    torch.testing.assert_close(
+        clf.backbone.embedding.weight, lm.backbone.embedding.weight, atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
+        clf.backbone.rnn.rnn.weight_hh_l0, lm.backbone.rnn.rnn.weight_hh_l0, atol=1e-6, rtol=0
+    )
+    _one_line_error(
+        run_cli("train", "classifier", f, "-o", tmp_path / "x.safetensors", "--init-from", out),
+        "is a classifier checkpoint",
+    )
