@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import run_training, status, training_command, write
+from seqtool.cli._common import (
+    run_training,
+    status,
+    stdin_is_terminal,
+    training_command,
+    write,
+)
 
 
 @training_command(
@@ -200,11 +206,13 @@ def translate(
                 out += [h["text"] for h in hyps]
         write("".join(line + "\n" for line in out), flush=True)
 
+    # Typed at a terminal, each line is answered at once; piped input goes in batches.
+    per_batch = 1 if file == "-" and stdin_is_terminal() else batch_size
     buf: list[str] = []
     n = 0
     for line in iter_lines(file, encoding_errors):
         buf.append(line)
-        if len(buf) >= batch_size:
+        if len(buf) >= per_batch:
             flush(buf)
             n += len(buf)
             buf = []
