@@ -184,11 +184,25 @@ def test_word_dropout_only_in_training(model):
         model.eval()
 
 
+def test_windows_tile_the_sentence():
+    from seqtool.tasks.tagger import windows
+
+    assert windows(5, 10, 2) == [(0, 5, 0, 5)]
+    ws = windows(25, 10, 2)  # step 6
+    assert [w[2:] for w in ws] == [(0, 6), (6, 12), (12, 18), (18, 24), (24, 25)]
+    assert ws[1][:2] == (4, 14) and all(e - s <= 10 for s, e, _, _ in ws)
+
+
 def test_very_long_sentence_is_tagged(model):
-    words = ["word", "the", "cat", "."] * 1500  # 6000 tokens
+    from seqtool.tasks.tagger import MAX_SEGMENT
+
+    words = ["word", "the", "cat", "."] * 1500  # 6000 tokens: tagged in windows
+    assert len(words) > 2 * MAX_SEGMENT
     tags = model.predict([words, ["short", "one"]])
     assert len(tags[0]) == 6000 and len(tags[1]) == 2
-    assert set(tags[0]) <= set(model.tags)
+    with torch.no_grad():  # the whole sentence in one pass agrees (context 100 is plenty)
+        whole = model(**model.encode([words]))[0].argmax(-1).tolist()
+    assert sum(a == model.tags[b] for a, b in zip(tags[0], whole, strict=True)) >= 0.99 * 6000
 
 
 # -- CLI ----------------------------------------------------------------------------------

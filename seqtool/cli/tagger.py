@@ -140,7 +140,7 @@ def tag(
         sentences = read_conllu_file(path, field, encoding_errors)
     else:
         sentences = read_text_sentences(iter_lines(path, encoding_errors), tokenize)
-    for chunk in tag_stream(tagger, sentences, batch_size=batch_size):
+    for chunk in tag_stream(tagger, sentences, chunk_sentences=batch_size, batch_size=batch_size):
         out = []
         for s, tags in chunk:
             pairs = zip(s.words, tags, strict=True)

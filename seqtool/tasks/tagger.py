@@ -21,7 +21,7 @@ from torch import nn
 
 from seqtool.backbone import Recurrent, TokenEmbedding
 from seqtool.backbone.embedding import CharWordEncoder
-from seqtool.config import CELLS, BackboneConfig, _Config
+from seqtool.config import BackboneConfig, _Config
 from seqtool.data.batching import BucketedSource, eval_batches, pad
 from seqtool.data.conllu import Sentence, check_tag_field
 from seqtool.errors import ConfigError, SeqtoolError
@@ -45,6 +45,21 @@ def clip_word(word: str) -> str:
     return word[:half] + word[-half:]
 
 
+MAX_SEGMENT = 2000  # longer sentences are tagged in windows of this many words
+CONTEXT = 100  # words of context on each side of a window's kept part
+
+
+def windows(n: int, size: int = MAX_SEGMENT, context: int = CONTEXT) -> list[tuple[int, ...]]:
+    """(start, end, keep_start, keep_end) windows covering n words; kept parts tile [0, n)."""
+    if n <= size:
+        return [(0, n, 0, n)]
+    step = size - 2 * context
+    return [
+        (max(0, k - context), min(n, k + step + context), k, min(n, k + step))
+        for k in range(0, n, step)
+    ]
+
+
 @dataclass(frozen=True)
 class TaggerConfig(_Config):
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(vocab_size=2))
@@ -62,8 +77,6 @@ class TaggerConfig(_Config):
             raise ConfigError("num_tags, char_dim and char_hidden must be >= 1")
         if self.word_dropout < 0:
             raise ConfigError(f"word_dropout must be >= 0, not {self.word_dropout}")
-        if self.backbone.cell not in CELLS:
-            raise ConfigError(f"cell must be one of {', '.join(CELLS)}")
 
 
 @dataclass
@@ -174,20 +187,23 @@ class Tagger(TaskModel):
     def predict_ids(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 64, max_tokens: int = 4096
     ) -> list[list[int]]:
-        """Tag ids per word, in input order; batches are length-sorted internally."""
+        """Tag ids per word, in input order; batches are length-sorted internally. A sentence
+        longer than MAX_SEGMENT is tagged in overlapping windows, so memory stays bounded
+        whatever the input (each kept tag still sees CONTEXT words on both sides)."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        out: list[list[int]] = [[] for _ in sentences]
-        lengths = [len(s) for s in sentences]
-        todo = [i for i, n in enumerate(lengths) if n > 0]
-        for idx in eval_batches([lengths[i] for i in todo], batch_size, max_tokens):
-            batch = [sentences[todo[j]] for j in idx]
+        out: list[list[int]] = [[0] * len(s) for s in sentences]
+        jobs = [  # (sentence, window start, window end, keep start, keep end)
+            (i, *w) for i, s in enumerate(sentences) if s for w in windows(len(s))
+        ]
+        for idx in eval_batches([j[2] - j[1] for j in jobs], batch_size, max_tokens):
+            batch = [sentences[jobs[j][0]][jobs[j][1] : jobs[j][2]] for j in idx]
             inputs = {k: v.to(device) for k, v in self.encode(batch).items()}
             best = self(**inputs).argmax(-1).cpu()  # (B, T)
             for row, j in enumerate(idx):
-                i = todo[j]
-                out[i] = best[row, : lengths[i]].tolist()
+                i, start, _, keep0, keep1 = jobs[j]
+                out[i][keep0:keep1] = best[row, keep0 - start : keep1 - start].tolist()
         if was_training:
             self.train()
         return out
