@@ -31,7 +31,9 @@ DEV = ROOT.parent / "shared" / "corpora" / "pos" / "en_ewt-ud-dev.conllu"
 def seqtool_tag(model, sentences) -> tuple[list[list[str]], int]:
     tags, chars = [], 0
     for chunk in tag_stream(model, sentences):
-        out = "".join(" ".join(f"{w}/{t}" for w, t in zip(s.words, ts)) + "\n" for s, ts in chunk)
+        out = "".join(
+            " ".join(f"{w}/{t}" for w, t in zip(s.words, ts, strict=True)) + "\n" for s, ts in chunk
+        )
         chars += len(out)
         tags += [ts for _, ts in chunk]
     return tags, chars
@@ -97,7 +99,7 @@ def main() -> None:
         t = time.perf_counter()
         ref = reference_tag(model, sentences)
         best_r = min(best_r, time.perf_counter() - t)
-    same = sum(a == b for x, y in zip(ours, ref) for a, b in zip(x, y))
+    same = sum(a == b for x, y in zip(ours, ref, strict=True) for a, b in zip(x, y, strict=True))
     print(f"data: {args.data}: {len(sentences)} sentences, {ntok} tokens; 1 thread")
     print(f"tags identical to reference: {same}/{ntok}")
     print(f"seqtool   {ntok / best_s:10,.0f} tokens/s  ({best_s:.2f} s, best of {args.repeats})")
