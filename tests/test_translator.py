@@ -327,3 +327,7 @@ def test_long_source_is_translated_with_bounded_length(tiny_translator):
     (h,) = model.translate([long], beam=2)[0]
     src_len = len(model.encode_source(long))
     assert len(model.target_tokenizer.encode(h["text"])) <= 2 * src_len + 10
+    r = run_cli("translate", "-m", tiny_translator, "--beam", "1", "--max-length-ratio", "0.01",
+                stdin=long + "\n")
+    assert r.code == 0 and len(model.target_tokenizer.encode(r.out.strip())) <= int(
+        0.01 * src_len) + 10

@@ -159,6 +159,10 @@ def translate(
         float, typer.Option(help="GNMT length penalty alpha; 0 ranks by raw log-probability.")
     ] = 1.0,
     n_best: Annotated[int, typer.Option("--n-best", help="Hypotheses per sentence (<= beam).")] = 1,
+    max_length_ratio: Annotated[
+        float | None,
+        typer.Option(help="Output length limit: this times the source tokens, + 10 (default 2)."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text | jsonl (with scores).")] = "text",
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", help="Sentences per batch.")
@@ -192,12 +196,14 @@ def translate(
         raise SeqtoolError(f"need --beam >= 1 and 1 <= --n-best <= --beam (got {beam}, {n_best})")
     if batch_size < 1:
         raise SeqtoolError("--batch-size must be >= 1")
+    if max_length_ratio is not None and max_length_ratio <= 0:
+        raise SeqtoolError("--max-length-ratio must be > 0")
     runtime.set_threads(threads)
     path = model or str(paths.default_model("translator"))
     tr = api.load(path, "translator", "translate")
 
     def flush(lines: list[str]) -> None:
-        results = tr.translate(lines, beam, length_penalty, n_best, batch_size)
+        results = tr.translate(lines, beam, length_penalty, n_best, batch_size, max_length_ratio)
         out = []
         for src, hyps in zip(lines, results, strict=True):
             if fmt == "jsonl":

@@ -293,8 +293,10 @@ class Translator(TaskModel):
 
     # -- decoding --------------------------------------------------------------------------------
 
-    def max_lengths(self, src_len: torch.Tensor) -> torch.Tensor:
-        return (src_len.float() * self.config.max_length_ratio).long() + 10
+    def max_lengths(self, src_len: torch.Tensor, ratio: float | None = None) -> torch.Tensor:
+        """Output tokens allowed per sentence: ratio (default: the model's) * source + 10."""
+        ratio = self.config.max_length_ratio if ratio is None else ratio
+        return (src_len.float() * ratio).long() + 10
 
     @torch.inference_mode()
     def decode_ids(
@@ -305,6 +307,7 @@ class Translator(TaskModel):
         n_best: int = 1,
         min_steps: int = 0,
         record: list[torch.Tensor] | None = None,
+        max_ratio: float | None = None,
     ) -> list[list[Hypothesis]]:
         """Source id lists (each ending in EOS) -> n_best hypotheses each. Greedy when beam is 1
         (then `record` collects every step's log-probs, for the free-running loss)."""
@@ -323,7 +326,7 @@ class Translator(TaskModel):
             return logp, state
 
         tok = self.target_tokenizer
-        max_len = self.max_lengths(lengths)
+        max_len = self.max_lengths(lengths, max_ratio)
         if beam == 1:
             hyps = greedy(step, st, len(src), tok.bos_id, tok.eos_id, max_len, alpha, min_steps)
             return [[h] for h in hyps]
@@ -342,6 +345,7 @@ class Translator(TaskModel):
         alpha: float = 1.0,
         n_best: int = 1,
         batch_size: int = 64,
+        max_ratio: float | None = None,
     ) -> list[list[dict[str, Any]]]:
         """Sentences -> per sentence n_best dicts {text, score, logprob}, best first. An empty
         (or blank) line translates to an empty line."""
@@ -351,7 +355,7 @@ class Translator(TaskModel):
         todo = [i for i, s in enumerate(lines) if s.strip()]
         ids = [self.encode_source(lines[i].strip()) for i in todo]
         for idx in eval_batches([len(s) for s in ids], batch_size):
-            hyps = self.decode_ids([ids[i] for i in idx], beam, alpha, n_best)
+            hyps = self.decode_ids([ids[i] for i in idx], beam, alpha, n_best, max_ratio=max_ratio)
             for i, hs in zip(idx, hyps, strict=True):
                 out[todo[i]] = [
                     {
