@@ -34,12 +34,24 @@ def seqtool_train(ids, tok, args, precision: str) -> float:
     """Tokens/s of the seqtool trainer (whole fit(), callbacks and all)."""
     torch.manual_seed(0)
     cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch, seq_len=args.seq_len, lr=3e-3, warmup=10,
-        precision=precision, log_every=10, device="cpu",
+        steps=args.steps,
+        batch_size=args.batch,
+        seq_len=args.seq_len,
+        lr=3e-3,
+        warmup=10,
+        precision=precision,
+        log_every=10,
+        device="cpu",
     )
     model = LanguageModel(LMConfig(backbone=_bb(tok, args)), tok)
     with tempfile.TemporaryDirectory() as d:
-        tr = Trainer(model, WindowSampler(ids, args.batch, args.seq_len), None, cfg, Path(d) / "m.safetensors")
+        tr = Trainer(
+            model,
+            WindowSampler(ids, args.batch, args.seq_len),
+            None,
+            cfg,
+            Path(d) / "m.safetensors",
+        )
         tr.callbacks = [cb for cb in tr.callbacks if type(cb).__name__ != "Progress"]
         t0 = time.perf_counter()
         tr.fit()
@@ -74,8 +86,12 @@ def bare_train(ids, vocab, args, precision: str) -> float:
 
 def _bb(tok, args) -> BackboneConfig:
     return BackboneConfig(
-        vocab_size=tok.vocab_size, embedding_dim=args.embedding, hidden_size=args.hidden,
-        layers=args.layers, cell="lstm", dropout=0.25,
+        vocab_size=tok.vocab_size,
+        embedding_dim=args.embedding,
+        hidden_size=args.hidden,
+        layers=args.layers,
+        cell="lstm",
+        dropout=0.25,
     )
 
 
@@ -100,7 +116,9 @@ def generation(model: LanguageModel, n: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--layers", type=int, default=2)
@@ -108,7 +126,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--repeats", type=int, default=2, help="alternating runs; the best of each counts")
+    ap.add_argument(
+        "--repeats", type=int, default=2, help="alternating runs; the best of each counts"
+    )
     ap.add_argument("--gen-chars", type=int, default=2000)
     ap.add_argument("--model", help="also time generation of this LM checkpoint")
     args = ap.parse_args()
@@ -116,16 +136,20 @@ def main() -> None:
     text = CORPUS.read_text()
     tok = CharTokenizer.train([text])
     ids = torch.tensor(tok.encode(text), dtype=torch.int32)
-    print(f"corpus {CORPUS.name}, {args.layers}x{args.hidden} LSTM, batch {args.batch}x{args.seq_len}, "
-          f"{args.steps} steps, {args.threads} thread(s)")
+    print(
+        f"corpus {CORPUS.name}, {args.layers}x{args.hidden} LSTM, batch {args.batch}x{args.seq_len}, "
+        f"{args.steps} steps, {args.threads} thread(s)"
+    )
 
     for prec in ("fp32", "bf16"):
         ours, bare = 0.0, 0.0
         for _ in range(args.repeats):  # alternate so drift on a shared machine hits both
             bare = max(bare, bare_train(ids, tok.vocab_size, args, prec))
             ours = max(ours, seqtool_train(ids, tok, args, prec))
-        print(f"train {prec}: seqtool {ours:,.0f} tok/s, bare nn.LSTM loop {bare:,.0f} tok/s, "
-              f"ratio {ours / bare:.3f}")
+        print(
+            f"train {prec}: seqtool {ours:,.0f} tok/s, bare nn.LSTM loop {bare:,.0f} tok/s, "
+            f"ratio {ours / bare:.3f}"
+        )
         if prec == "fp32":
             fp32 = ours
     print(f"train bf16/fp32 (seqtool): {ours / fp32:.2f}x")
@@ -134,15 +158,19 @@ def main() -> None:
         a = argparse.Namespace(**{**vars(args), "hidden": hidden, "layers": 2})
         m = LanguageModel(LMConfig(backbone=_bb(tok, a)), tok).eval()
         ours, ref = generation(m, args.gen_chars)
-        print(f"generate 2x{hidden} batch 1: seqtool {ours:,.0f} chars/s, nn.LSTM per step {ref:,.0f} "
-              f"chars/s, ratio {ours / ref:.1f}")
+        print(
+            f"generate 2x{hidden} batch 1: seqtool {ours:,.0f} chars/s, nn.LSTM per step {ref:,.0f} "
+            f"chars/s, ratio {ours / ref:.1f}"
+        )
     if args.model:
         from seqtool import api
 
         m = api.load(args.model, "lm")
         ours, ref = generation(m, args.gen_chars)
-        print(f"generate {args.model}: seqtool {ours:,.0f} chars/s, nn.LSTM per step {ref:,.0f} chars/s, "
-              f"ratio {ours / ref:.1f}")
+        print(
+            f"generate {args.model}: seqtool {ours:,.0f} chars/s, nn.LSTM per step {ref:,.0f} chars/s, "
+            f"ratio {ours / ref:.1f}"
+        )
 
 
 if __name__ == "__main__":

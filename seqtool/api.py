@@ -12,7 +12,6 @@ from typing import Any
 from seqtool.config import TrainConfig
 from seqtool.errors import SeqtoolError
 
-
 RUNTIME_OPTIONS = {"threads", "device", "log_every", "max_time"}
 
 
@@ -61,7 +60,9 @@ def train(
     )
     if console is not None and os.environ.get("RANK", "0") == "0":  # rank 0 speaks for all
         resolved = {"task": task, "model": model.config.to_dict(), "train": train_cfg.to_dict()}
-        console.print(f"config {json.dumps(resolved, sort_keys=True)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"config {json.dumps(resolved, sort_keys=True)}", highlight=False, soft_wrap=True
+        )
     trainer = Trainer(model, source, dev, train_cfg, out, save_dtype, callbacks, console)
     return trainer.fit(resume=resume)
 

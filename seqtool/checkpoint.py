@@ -167,7 +167,6 @@ def save(
 
 def load_tensors(header: Header) -> dict[str, Any]:
     """Weights as float32 tensors (stored fp16/bf16 are widened)."""
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

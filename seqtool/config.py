@@ -104,7 +104,9 @@ class TrainConfig(_Config):
             raise ConfigError(f"schedule must be cosine, linear or constant, not {self.schedule!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be fp32 or bf16, not {self.precision!r}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
+            "cuda:"
+        ):
             raise ConfigError(f"device must be auto, cpu, cuda or mps, not {self.device!r}")
         if self.batch_size < 1 or self.seq_len < 2:
             raise ConfigError("batch size must be >= 1 and sequence length >= 2")

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Token caches of test corpora go to a throwaway directory, not ~/.cache.
+os.environ.setdefault("SEQTOOL_CACHE", tempfile.mkdtemp(prefix="seqtool-test-cache-"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "corpora"
@@ -58,8 +63,22 @@ def tiny_lm(tmp_path_factory) -> Path:
     """A tiny char LM trained on the sample corpus (session-wide; a few seconds)."""
     out = tmp_path_factory.mktemp("lm") / "tiny.safetensors"
     r = run_cli(
-        "train", "lm", SAMPLE, "-o", out, *TINY, "--steps", "30", "--batch-size", "8",
-        "--seq-len", "32", "--warmup", "5", "--lr", "0.01",
+        "train",
+        "lm",
+        SAMPLE,
+        "-o",
+        out,
+        *TINY,
+        "--steps",
+        "30",
+        "--batch-size",
+        "8",
+        "--seq-len",
+        "32",
+        "--warmup",
+        "5",
+        "--lr",
+        "0.01",
     )
     assert r.code == 0, r
     return out

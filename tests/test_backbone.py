@@ -16,7 +16,9 @@ CELLS = ["rnn", "lstm", "gru"]
 
 @pytest.mark.parametrize("cell,bi", itertools.product(CELLS, [False, True]))
 def test_shapes_every_cell_and_direction(cell, bi):
-    cfg = BackboneConfig(vocab_size=20, embedding_dim=10, hidden_size=7, layers=2, cell=cell, bidirectional=bi)
+    cfg = BackboneConfig(
+        vocab_size=20, embedding_dim=10, hidden_size=7, layers=2, cell=cell, bidirectional=bi
+    )
     bb = Backbone(cfg)
     ids = torch.randint(4, 20, (3, 5))
     out, state = bb(ids)

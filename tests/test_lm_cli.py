@@ -14,8 +14,21 @@ from seqtool import paths
 
 
 def test_generate_is_reproducible_and_starts_with_prompt(tiny_lm):
-    args = ["generate", "-m", tiny_lm, "--prompt", "DUKE:", "--length", "80", "--seed", "7",
-            "--temperature", "0.8", "--top-k", "20"]
+    args = [
+        "generate",
+        "-m",
+        tiny_lm,
+        "--prompt",
+        "DUKE:",
+        "--length",
+        "80",
+        "--seed",
+        "7",
+        "--temperature",
+        "0.8",
+        "--top-k",
+        "20",
+    ]
     a, b = run_cli(*args), run_cli(*args)
     assert a.code == 0, a
     assert a.out == b.out
@@ -34,8 +47,21 @@ def test_generate_top_p_and_greedy(tiny_lm):
 
 
 def test_generate_num_samples_jsonl(tiny_lm):
-    r = run_cli("generate", "-m", tiny_lm, "-p", "A", "-n", "30", "-k", "3", "--seed", "1",
-                "--format", "jsonl")
+    r = run_cli(
+        "generate",
+        "-m",
+        tiny_lm,
+        "-p",
+        "A",
+        "-n",
+        "30",
+        "-k",
+        "3",
+        "--seed",
+        "1",
+        "--format",
+        "jsonl",
+    )
     assert r.code == 0, r
     rows = [json.loads(x) for x in r.out.splitlines()]
     assert [x["sample"] for x in rows] == [0, 1, 2]
@@ -62,8 +88,25 @@ def test_eval_json_and_table(tiny_lm):
 
 def test_train_gru_from_stdin_with_dev_file(tmp_path):
     out = tmp_path / "g.safetensors"
-    r = run_cli("train", "lm", "-", "--dev", SAMPLE, "-o", out, "--cell", "gru", *TINY,
-                "--steps", "5", "--seq-len", "16", "--batch-size", "4", stdin=SAMPLE.read_text())
+    r = run_cli(
+        "train",
+        "lm",
+        "-",
+        "--dev",
+        SAMPLE,
+        "-o",
+        out,
+        "--cell",
+        "gru",
+        *TINY,
+        "--steps",
+        "5",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        stdin=SAMPLE.read_text(),
+    )
     assert r.code == 0, r
     assert "saved" in r.err and out.is_file()
     assert r.out == ""  # stdout carries data only
@@ -80,8 +123,10 @@ def _file(path, data: bytes):
         (lambda d: d / "missing.txt", "no such file"),
         (lambda d: d, "is a directory"),
         (lambda d: _file(d / "empty.txt", b""), "empty corpus"),
-        (lambda d: _file(d / "bin.txt", b"ok line\nbad \xff\xfe here\n"),
-         "bin.txt:2:5: invalid UTF-8 at byte offset 12"),
+        (
+            lambda d: _file(d / "bin.txt", b"ok line\nbad \xff\xfe here\n"),
+            "bin.txt:2:5: invalid UTF-8 at byte offset 12",
+        ),
     ],
 )
 def test_bad_training_input(tmp_path, setup, needle):
@@ -96,8 +141,18 @@ def test_bad_training_input(tmp_path, setup, needle):
 def test_encoding_errors_replace(tmp_path):
     src = tmp_path / "bin.txt"
     src.write_bytes(SAMPLE.read_bytes() + b"\xff\n")
-    r = run_cli("train", "lm", src, "-o", tmp_path / "m.safetensors", *TINY, "--steps", "2",
-                "--encoding-errors", "replace")
+    r = run_cli(
+        "train",
+        "lm",
+        src,
+        "-o",
+        tmp_path / "m.safetensors",
+        *TINY,
+        "--steps",
+        "2",
+        "--encoding-errors",
+        "replace",
+    )
     assert r.code == 0, r
 
 
@@ -121,8 +176,11 @@ def test_generate_into_closed_pipe_is_quiet(tiny_lm):
 
 
 def test_eval_subprocess_exit_code_for_missing_file(tiny_lm):
-    p = subprocess.run([sys.executable, "-m", "seqtool", "eval", str(tiny_lm), "/no/such.txt"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "seqtool", "eval", str(tiny_lm), "/no/such.txt"],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2 and p.stderr.strip() == "seqtool: error: /no/such.txt: no such file"
 
 
@@ -135,11 +193,41 @@ def test_default_model_search_path(monkeypatch, tmp_path, tiny_lm):
     assert r.code == 0 and r.out.startswith("DUKE")
 
 
-@pytest.mark.skipif(not (ROOT / "checkpoints" / "lm-shakespeare.safetensors").is_file(),
-                    reason="shipped LM not present")
+@pytest.mark.skipif(
+    not (ROOT / "checkpoints" / "lm-shakespeare.safetensors").is_file(),
+    reason="shipped LM not present",
+)
 def test_shipped_default_generates(monkeypatch):
     monkeypatch.delenv("SEQTOOL_CHECKPOINTS", raising=False)
     r = run_cli("generate", "--prompt", "ROMEO:", "--length", "200", "--seed", "1")
     assert r.code == 0, r
     assert r.out.startswith("ROMEO:") and len(r.out) == 6 + 200 + 1
     assert os.environ.get("SEQTOOL_CHECKPOINTS") is None
+
+
+def test_subword_lm_trains_generates_and_evaluates(tmp_path):
+    out = tmp_path / "bpe.safetensors"
+    r = run_cli(
+        "train",
+        "lm",
+        SAMPLE,
+        "-o",
+        out,
+        *TINY,
+        "--steps",
+        "5",
+        "--tokenizer",
+        "bpe",
+        "--vocab-size",
+        "320",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+    )
+    assert r.code == 0, r
+    g = run_cli("generate", "-m", out, "-p", "DUKE:", "-n", "30", "--seed", "1")
+    assert g.code == 0 and g.out.startswith("DUKE:")
+    e = run_cli("eval", out, SAMPLE, "--format", "json")
+    m = json.loads(e.out)
+    assert m["nats_per_char"] < m["nats_per_token"]  # several characters per subword

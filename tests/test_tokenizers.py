@@ -71,7 +71,9 @@ def test_corrupt_tokenizer_bytes():
 @pytest.mark.parametrize("kind", ["bpe", "char"])
 def test_cli_train_encode_decode_pipeline(tmp_path, kind):
     model = tmp_path / "tok.model"
-    r = run_cli("tokenize", "train", SAMPLE, "--model-type", kind, "--vocab-size", "400", "-o", model)
+    r = run_cli(
+        "tokenize", "train", SAMPLE, "--model-type", kind, "--vocab-size", "400", "-o", model
+    )
     assert r.code == 0, r
     assert model.is_file()
     text = "Who goes there?\n  Stand,\tand unfold é!\n\n"

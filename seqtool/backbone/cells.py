@@ -85,9 +85,7 @@ class Stepper:
 
     def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
         n = 2 if self.cell == "lstm" else 1
-        return tuple(
-            torch.zeros(len(self.layers), batch, self.hidden_size) for _ in range(n)
-        )
+        return tuple(torch.zeros(len(self.layers), batch, self.hidden_size) for _ in range(n))
 
     @torch.inference_mode()
     def step(
@@ -232,6 +230,4 @@ def run_sequence(
                 c_n.append(c)
         inp = torch.cat(outs, -1)  # (B, T, D*H)
     outputs = inp if rnn.batch_first else inp.transpose(0, 1)
-    return SequenceRun(
-        cell, outputs, torch.stack(h_n), torch.stack(c_n) if c_n else None, steps
-    )
+    return SequenceRun(cell, outputs, torch.stack(h_n), torch.stack(c_n) if c_n else None, steps)

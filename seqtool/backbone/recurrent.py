@@ -78,9 +78,7 @@ class Recurrent(nn.Module):
             out, hn = self.rnn(x, hx)
         else:
             total = x.size(1)
-            packed = pack_padded_sequence(
-                x, lengths.cpu(), batch_first=True, enforce_sorted=False
-            )
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, hn = self.rnn(packed, hx)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
         return out, (hn if isinstance(hn, tuple) else (hn,))

@@ -55,25 +55,149 @@ def stdin_is_terminal() -> bool:
 # -- option sets shared by every `seqtool train TASK` ---------------------------------------
 
 _TRAIN_OPTIONS: list[tuple[str, Any, Any, Any]] = [
-    ("output", str, "model.safetensors", typer.Option("--output", "-o", help="Where to write the best model (a .safetensors file).")),
-    ("steps", int, 0, typer.Option(help="Optimizer steps (0: from --epochs).", rich_help_panel="Training")),
-    ("epochs", float, 10.0, typer.Option(help="Passes over the training data when --steps is 0.", rich_help_panel="Training")),
-    ("batch_size", int, 32, typer.Option("--batch-size", "-b", help="Sequences per batch.", rich_help_panel="Training")),
-    ("lr", float, 3e-3, typer.Option(help="Peak learning rate (AdamW).", rich_help_panel="Training")),
-    ("weight_decay", float, 0.01, typer.Option(help="AdamW weight decay.", rich_help_panel="Training")),
+    (
+        "output",
+        str,
+        "model.safetensors",
+        typer.Option("--output", "-o", help="Where to write the best model (a .safetensors file)."),
+    ),
+    (
+        "steps",
+        int,
+        0,
+        typer.Option(help="Optimizer steps (0: from --epochs).", rich_help_panel="Training"),
+    ),
+    (
+        "epochs",
+        float,
+        10.0,
+        typer.Option(
+            help="Passes over the training data when --steps is 0.", rich_help_panel="Training"
+        ),
+    ),
+    (
+        "batch_size",
+        int,
+        32,
+        typer.Option("--batch-size", "-b", help="Sequences per batch.", rich_help_panel="Training"),
+    ),
+    (
+        "lr",
+        float,
+        3e-3,
+        typer.Option(help="Peak learning rate (AdamW).", rich_help_panel="Training"),
+    ),
+    (
+        "weight_decay",
+        float,
+        0.01,
+        typer.Option(help="AdamW weight decay.", rich_help_panel="Training"),
+    ),
     ("warmup", int, 100, typer.Option(help="Linear warmup steps.", rich_help_panel="Training")),
-    ("schedule", str, "cosine", typer.Option(help="LR decay after warmup: cosine | linear | constant.", rich_help_panel="Training")),
-    ("clip", float, 1.0, typer.Option(help="Gradient-norm clipping (0: off). Cures exploding gradients.", rich_help_panel="Training")),
-    ("eval_every", int, 0, typer.Option(help="Steps between dev evaluations (0: ~10 per run).", rich_help_panel="Training")),
-    ("patience", int, 0, typer.Option(help="Stop after this many evaluations without improvement (0: off).", rich_help_panel="Training")),
-    ("max_time", float, 0.0, typer.Option("--max-time", help="Stop after this many minutes of training (0: no limit).", rich_help_panel="Training")),
-    ("seed", int, 0, typer.Option(help="Random seed: the same seed and data give the same model.", rich_help_panel="Run")),
-    ("threads", int, 0, typer.Option(help="CPU threads for torch (0: torch's default). One is often faster on a busy 2-core machine.", rich_help_panel="Run")),
-    ("device", str, "auto", typer.Option(help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).", rich_help_panel="Run")),
-    ("precision", str, "fp32", typer.Option(help="fp32 | bf16 (bf16 autocast; faster on CPUs with bf16 support).", rich_help_panel="Run")),
-    ("log_every", int, 20, typer.Option("--log-every", help="Steps between logged losses.", rich_help_panel="Run")),
-    ("resume", bool, False, typer.Option("--resume", help="Continue the interrupted run for --output exactly where it stopped.", rich_help_panel="Run")),
-    ("save_dtype", str, "fp32", typer.Option("--save-dtype", help="Storage dtype of the saved model: fp32 | fp16 | bf16.", rich_help_panel="Run")),
+    (
+        "schedule",
+        str,
+        "cosine",
+        typer.Option(
+            help="LR decay after warmup: cosine | linear | constant.", rich_help_panel="Training"
+        ),
+    ),
+    (
+        "clip",
+        float,
+        1.0,
+        typer.Option(
+            help="Gradient-norm clipping (0: off). Cures exploding gradients.",
+            rich_help_panel="Training",
+        ),
+    ),
+    (
+        "eval_every",
+        int,
+        0,
+        typer.Option(
+            help="Steps between dev evaluations (0: ~10 per run).", rich_help_panel="Training"
+        ),
+    ),
+    (
+        "patience",
+        int,
+        0,
+        typer.Option(
+            help="Stop after this many evaluations without improvement (0: off).",
+            rich_help_panel="Training",
+        ),
+    ),
+    (
+        "max_time",
+        float,
+        0.0,
+        typer.Option(
+            "--max-time",
+            help="Stop after this many minutes of training (0: no limit).",
+            rich_help_panel="Training",
+        ),
+    ),
+    (
+        "seed",
+        int,
+        0,
+        typer.Option(
+            help="Random seed: the same seed and data give the same model.", rich_help_panel="Run"
+        ),
+    ),
+    (
+        "threads",
+        int,
+        0,
+        typer.Option(
+            help="CPU threads for torch (0: torch's default). One is often faster on a busy 2-core machine.",
+            rich_help_panel="Run",
+        ),
+    ),
+    (
+        "device",
+        str,
+        "auto",
+        typer.Option(
+            help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).", rich_help_panel="Run"
+        ),
+    ),
+    (
+        "precision",
+        str,
+        "fp32",
+        typer.Option(
+            help="fp32 | bf16 (bf16 autocast; faster on CPUs with bf16 support).",
+            rich_help_panel="Run",
+        ),
+    ),
+    (
+        "log_every",
+        int,
+        20,
+        typer.Option("--log-every", help="Steps between logged losses.", rich_help_panel="Run"),
+    ),
+    (
+        "resume",
+        bool,
+        False,
+        typer.Option(
+            "--resume",
+            help="Continue the interrupted run for --output exactly where it stopped.",
+            rich_help_panel="Run",
+        ),
+    ),
+    (
+        "save_dtype",
+        str,
+        "fp32",
+        typer.Option(
+            "--save-dtype",
+            help="Storage dtype of the saved model: fp32 | fp16 | bf16.",
+            rich_help_panel="Run",
+        ),
+    ),
 ]
 
 _BACKBONE_OPTIONS = {
@@ -115,7 +239,10 @@ def training_command(**backbone_defaults: Any):
                 decl = typer.Option(flag, help=help_, rich_help_panel="Model")
             extra.append(
                 inspect.Parameter(
-                    name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[tp, decl]
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=default,
+                    annotation=Annotated[tp, decl],
                 )
             )
         names_train = {n for n, _, _, _ in _TRAIN_OPTIONS}
@@ -135,7 +262,11 @@ def training_command(**backbone_defaults: Any):
             return fn(train_cfg=train_cfg, backbone=bb, run=run, **kwargs)
 
         positional = [p for p in own if p.kind != inspect.Parameter.KEYWORD_ONLY]
-        keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.kind == inspect.Parameter.KEYWORD_ONLY]
+        keyword = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in own
+            if p.kind == inspect.Parameter.KEYWORD_ONLY
+        ]
         wrapper.__signature__ = sig.replace(parameters=positional + keyword + extra)
         return wrapper
 

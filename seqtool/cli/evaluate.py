@@ -12,13 +12,25 @@ from seqtool.cli._common import err_console, write
 
 def eval_command(
     model: Annotated[str, typer.Argument(help="A seqtool checkpoint (.safetensors).")],
-    data: Annotated[str, typer.Argument(help="Evaluation data in the task's format; - reads stdin.")],
-    fmt: Annotated[str, typer.Option("--format", help="table (stderr) | json (one object on stdout).")] = "table",
+    data: Annotated[
+        str, typer.Argument(help="Evaluation data in the task's format; - reads stdin.")
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (stderr) | json (one object on stdout).")
+    ] = "table",
     threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 0,
-    encoding_errors: Annotated[str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")] = "strict",
-    text_column: Annotated[str | None, typer.Option(help="classifier: text column (default: as trained).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="classifier: label column (default: as trained).")] = None,
-    tag_field: Annotated[str | None, typer.Option(help="tagger: upos | xpos (default: as trained).")] = None,
+    encoding_errors: Annotated[
+        str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
+    ] = "strict",
+    text_column: Annotated[
+        str | None, typer.Option(help="classifier: text column (default: as trained).")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="classifier: label column (default: as trained).")
+    ] = None,
+    tag_field: Annotated[
+        str | None, typer.Option(help="tagger: upos | xpos (default: as trained).")
+    ] = None,
     beam: Annotated[int | None, typer.Option(help="translator: beam size (default: 5).")] = None,
 ) -> None:
     """Evaluate a checkpoint on held-out data with its task's metric.

@@ -18,16 +18,27 @@ def train(
     files: Annotated[list[str], typer.Argument(help="Training text file(s); - reads stdin.")],
     dev: Annotated[str | None, typer.Option(help="Dev text file for evaluation.")] = None,
     dev_fraction: Annotated[
-        float, typer.Option(help="Hold out this tail fraction of the corpus as dev when --dev is not given (0: none).")
+        float,
+        typer.Option(
+            help="Hold out this tail fraction of the corpus as dev when --dev is not given (0: none)."
+        ),
     ] = 0.05,
-    seq_len: Annotated[int, typer.Option(help="Training window length in tokens (BPTT length).")] = 128,
+    seq_len: Annotated[
+        int, typer.Option(help="Training window length in tokens (BPTT length).")
+    ] = 128,
     tokenizer: Annotated[
-        str, typer.Option(help="char | bpe | unigram (trained on the corpus) or a tokenizer file from `seqtool tokenize train`.")
+        str,
+        typer.Option(
+            help="char | bpe | unigram (trained on the corpus) or a tokenizer file from `seqtool tokenize train`."
+        ),
     ] = "char",
     vocab_size: Annotated[int, typer.Option(help="Vocabulary size for bpe/unigram.")] = 8000,
     head_dropout: Annotated[float, typer.Option(help="Dropout before the output layer.")] = 0.0,
     encoding_errors: Annotated[
-        str, typer.Option(help="strict (error with byte offset) | replace | ignore for non-UTF-8 input.")
+        str,
+        typer.Option(
+            help="strict (error with byte offset) | replace | ignore for non-UTF-8 input."
+        ),
     ] = "strict",
     *,
     train_cfg=None,
@@ -62,19 +73,40 @@ def train(
 
 
 def generate(
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to start from (printed first).")] = "",
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", help="Text to start from (printed first).")
+    ] = "",
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Language-model checkpoint (default: the shipped Shakespeare model).")
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Language-model checkpoint (default: the shipped Shakespeare model).",
+        ),
     ] = None,
-    length: Annotated[int, typer.Option("--length", "-n", help="Tokens (characters) to generate.")] = 500,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature; 0 is greedy.")] = 1.0,
+    length: Annotated[
+        int, typer.Option("--length", "-n", help="Tokens (characters) to generate.")
+    ] = 500,
+    temperature: Annotated[
+        float, typer.Option("--temperature", "-t", help="Sampling temperature; 0 is greedy.")
+    ] = 1.0,
     top_k: Annotated[int, typer.Option(help="Sample among the k most likely tokens (0: all).")] = 0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling: smallest set with this probability mass.")] = 1.0,
+    top_p: Annotated[
+        float, typer.Option(help="Nucleus sampling: smallest set with this probability mass.")
+    ] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Random seed for reproducible samples.")] = None,
-    num_samples: Annotated[int, typer.Option("--num-samples", "-k", help="Independent samples to draw.")] = 1,
-    fmt: Annotated[str, typer.Option("--format", help="text (streamed) | jsonl (one object per sample).")] = "text",
-    threads: Annotated[int, typer.Option(help="CPU threads (1 is fastest for batch-1 generation).")] = 1,
-    stats: Annotated[bool, typer.Option("--stats", help="Print characters/second on stderr.")] = False,
+    num_samples: Annotated[
+        int, typer.Option("--num-samples", "-k", help="Independent samples to draw.")
+    ] = 1,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text (streamed) | jsonl (one object per sample).")
+    ] = "text",
+    threads: Annotated[
+        int, typer.Option(help="CPU threads (1 is fastest for batch-1 generation).")
+    ] = 1,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Print characters/second on stderr.")
+    ] = False,
 ) -> None:
     """Generate text from a language model, streamed as it is sampled.
 
@@ -107,7 +139,10 @@ def generate(
         if fmt == "jsonl":
             text = "".join(pieces)
             produced += len(text)
-            write(json.dumps({"sample": k, "prompt": prompt, "text": prompt + text}) + "\n", flush=True)
+            write(
+                json.dumps({"sample": k, "prompt": prompt, "text": prompt + text}) + "\n",
+                flush=True,
+            )
             continue
         if k > 0:
             write("\n\n")
@@ -122,5 +157,7 @@ def generate(
         write("".join(buf) + "\n", flush=True)
     if stats:
         dt = time.perf_counter() - t0
-        err_console().print(f"{produced} chars in {dt:.2f} s: {produced / max(dt, 1e-9):,.0f} chars/s")
+        err_console().print(
+            f"{produced} chars in {dt:.2f} s: {produced / max(dt, 1e-9):,.0f} chars/s"
+        )
     _ = status

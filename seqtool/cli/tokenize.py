@@ -16,11 +16,19 @@ app = typer.Typer(
 
 @app.command("train")
 def train(
-    files: Annotated[list[str], typer.Argument(help="Text file(s) to learn the vocabulary from; - reads stdin.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Tokenizer file to write.")] = "tok.model",
+    files: Annotated[
+        list[str], typer.Argument(help="Text file(s) to learn the vocabulary from; - reads stdin.")
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Tokenizer file to write.")
+    ] = "tok.model",
     model_type: Annotated[str, typer.Option(help="bpe | unigram | char.")] = "bpe",
-    vocab_size: Annotated[int, typer.Option(help="Vocabulary size (bpe/unigram; includes 256 byte pieces).")] = 8000,
-    encoding_errors: Annotated[str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")] = "strict",
+    vocab_size: Annotated[
+        int, typer.Option(help="Vocabulary size (bpe/unigram; includes 256 byte pieces).")
+    ] = 8000,
+    encoding_errors: Annotated[
+        str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
+    ] = "strict",
 ) -> None:
     """Train a tokenizer and write it to a file.
 
@@ -55,7 +63,9 @@ def encode(
     model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer file.")],
     file: Annotated[str, typer.Argument(help="Input text; - or nothing reads stdin.")] = "-",
     fmt: Annotated[str, typer.Option("--format", help="pieces | ids.")] = "pieces",
-    encoding_errors: Annotated[str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")] = "strict",
+    encoding_errors: Annotated[
+        str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
+    ] = "strict",
 ) -> None:
     """Encode each input line to space-separated pieces or ids (one output line per line).
 
@@ -82,7 +92,9 @@ def encode(
 def decode(
     model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer file.")],
     file: Annotated[str, typer.Argument(help="Encoded lines; - or nothing reads stdin.")] = "-",
-    fmt: Annotated[str, typer.Option("--format", help="pieces | ids (the format encode wrote).")] = "pieces",
+    fmt: Annotated[
+        str, typer.Option("--format", help="pieces | ids (the format encode wrote).")
+    ] = "pieces",
 ) -> None:
     """Decode lines of space-separated pieces or ids back to text.
 

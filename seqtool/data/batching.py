@@ -41,9 +41,8 @@ def bucket_batches(
         longest = 0
         for i in chunk:
             new_longest = max(longest, lengths[i])
-            too_big = (
-                (max_tokens > 0 and new_longest * (len(cur) + 1) > max_tokens)
-                or (max_tokens <= 0 and len(cur) >= batch_size)
+            too_big = (max_tokens > 0 and new_longest * (len(cur) + 1) > max_tokens) or (
+                max_tokens <= 0 and len(cur) >= batch_size
             )
             if cur and too_big:
                 batches.append(cur)

@@ -99,7 +99,9 @@ class TaskModel(nn.Module):
             model.load_state_dict(tensors, strict=True)
         except RuntimeError as e:
             first = str(e).splitlines()[0]
-            raise CheckpointError(f"{header.path}: weights do not fit the config ({first})") from None
+            raise CheckpointError(
+                f"{header.path}: weights do not fit the config ({first})"
+            ) from None
         return model.eval()
 
 

@@ -7,9 +7,11 @@ stepping the recurrent stack one token at a time with carried state.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,13 +67,15 @@ class LanguageModel(TaskModel):
         rows = data.streams
         L = (ids.numel() - 1) // rows  # tokens predicted per stream
         device = next(self.parameters()).device
-        x = ids[: rows * L].view(rows, L).long().to(device)
-        y = ids[1 : rows * L + 1].view(rows, L).long().to(device)
+        x = ids[: rows * L].view(rows, L)  # stored dtype; widened chunk by chunk
+        y = ids[1 : rows * L + 1].view(rows, L)
         state, total = None, 0.0
         for s in range(0, L, data.chunk):
-            logits, _, state = self(x[:, s : s + data.chunk], state=state)
+            xs = x[:, s : s + data.chunk].long().to(device)
+            ys = y[:, s : s + data.chunk].long().to(device)
+            logits, _, state = self(xs, state=state)
             total += F.cross_entropy(
-                logits.float().flatten(0, 1), y[:, s : s + data.chunk].flatten(), reduction="sum"
+                logits.float().flatten(0, 1), ys.flatten(), reduction="sum"
             ).item()
         predicted = rows * L
         chars = data.num_chars * predicted / max(1, ids.numel())  # = predicted for char models
@@ -153,10 +157,6 @@ class LanguageModel(TaskModel):
                 yield text.lstrip(" ") if step == 0 and not prompt else text
 
 
-def _join(texts: list[str]) -> str:
-    return "".join(t if t.endswith("\n") or i == len(texts) - 1 else t + "\n" for i, t in enumerate(texts))
-
-
 def build_tokenizer(spec: str, texts: list[str], vocab_size: int):
     """'char', 'bpe', 'unigram' (trained on texts) or a tokenizer file path."""
     from seqtool import tokenizers
@@ -180,48 +180,62 @@ def prepare(
     head_dropout: float = 0.0,
     encoding_errors: str = "strict",
     resume_header=None,
+    max_dev_tokens: int = 2_000_000,
 ):
-    """Read the corpus, build tokenizer and model; return (model, train source, dev data)."""
-    from seqtool import checkpoint
+    """Stream the corpus into a cached memory-mapped token file (any size), build tokenizer
+    and model; return (model, train source, dev data)."""
+    from seqtool import checkpoint, tokenizers
+    from seqtool.data import corpus
     from seqtool.data.lm import WindowSampler
     from seqtool.data.text import read_text
 
     if not files:
         raise SeqtoolError("give at least one training file (or - for stdin)")
-    texts = []
-    for f in files:
-        t = read_text(f, encoding_errors)
-        if not t.strip():
-            raise SeqtoolError(f"{f}: empty corpus")
-        texts.append(t)
-    text = _join(texts)
+    if dev is None and dev_fraction > 0 and not 0 < dev_fraction < 1:
+        raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
+    names = ["<stdin>" if f == "-" else f for f in files]
+    files, spooled = corpus.spool_stdin(files)
+    try:
+        for f, name in zip(files, names, strict=True):
+            if corpus.check_input_path(f).stat().st_size == 0:
+                raise SeqtoolError(f"{name}: empty corpus")
+        content_hash, counts, chars = corpus.corpus_hash(files, encoding_errors)
+        if resume_header is not None:
+            tok = checkpoint.load_tokenizer(resume_header)
+            config = LMConfig.from_dict(resume_header.config)
+        else:
+            if tokenizer == "char":
+                tok = tokenizers.CharTokenizer(chr(c) for c in np.nonzero(counts)[0])
+            elif tokenizer in ("bpe", "unigram"):
+                sample = corpus.spm_sample(files, encoding_errors)
+                tok = tokenizers.train(sample, tokenizer, vocab_size, dummy_prefix=False)
+            else:
+                tok = tokenizers.load(tokenizer)
+            config = LMConfig(
+                backbone=BackboneConfig(vocab_size=tok.vocab_size, **backbone),
+                head_dropout=head_dropout,
+            )
+        tokens = corpus.tokenize_to_cache(files, tok, content_hash, chars, encoding_errors)
+    finally:
+        if spooled:
+            os.unlink(spooled)
+    ids = tokens.tensor()
+    if not any(ch.strip() for ch in (chr(c) for c in np.nonzero(counts)[0])):
+        raise SeqtoolError(f"{names[0]}: empty corpus (whitespace only)")
+    dev_data = None
+    model = LanguageModel(config, tok)
     if dev is not None:
-        dev_text = read_text(dev, encoding_errors)
-        if len(dev_text) < 2:
-            raise SeqtoolError(f"{dev}: dev file needs at least 2 characters")
+        dev_data = eval_data(model, read_text(dev, encoding_errors))
     elif dev_fraction > 0:
-        if not 0 < dev_fraction < 1:
-            raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
-        cut = int(len(text) * (1 - dev_fraction))
-        text, dev_text = text[:cut], text[cut:]
-    else:
-        dev_text = None
-    if resume_header is not None:
-        tok = checkpoint.load_tokenizer(resume_header)
-        config = LMConfig.from_dict(resume_header.config)
-    else:
-        tok = build_tokenizer(tokenizer, [text], vocab_size)
-        config = LMConfig(
-            backbone=BackboneConfig(vocab_size=tok.vocab_size, **backbone), head_dropout=head_dropout
+        cut = int(ids.numel() * (1 - dev_fraction))
+        dev_ids = ids[cut : cut + max_dev_tokens]  # a huge tail is sampled, not read whole
+        ids = ids[:cut]
+        dev_data = EvalStream(
+            dev_ids, round(len(dev_ids) * tokens.num_chars / max(1, tokens.meta["tokens"]))
         )
-    ids = torch.tensor(tok.encode(text), dtype=torch.int32)
     if ids.numel() < 3:
         raise SeqtoolError("corpus too small: need at least 3 tokens of training text")
-    model = LanguageModel(config, tok)
     source = WindowSampler(ids, train_cfg.batch_size, train_cfg.seq_len, seed=train_cfg.seed)
-    dev_data = None
-    if dev_text is not None:
-        dev_data = eval_data(model, dev_text)
     return model, source, dev_data
 
 
@@ -232,7 +246,9 @@ def eval_data(model: LanguageModel, text: str) -> EvalStream:
     return EvalStream(ids, len(text))
 
 
-def evaluate_file(model: LanguageModel, path: str, encoding_errors: str = "strict") -> dict[str, float]:
+def evaluate_file(
+    model: LanguageModel, path: str, encoding_errors: str = "strict"
+) -> dict[str, float]:
     from seqtool.data.text import read_text
 
     return model.evaluate(eval_data(model, read_text(path, encoding_errors)))

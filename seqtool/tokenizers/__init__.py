@@ -35,10 +35,14 @@ def load(path: str | Path) -> Tokenizer:
         raise SeqtoolError(f"{p}: {e}") from None
 
 
-def train(texts: list[str], model_type: str = "bpe", vocab_size: int = 8000) -> Tokenizer:
+def train(
+    texts: list[str], model_type: str = "bpe", vocab_size: int = 8000, dummy_prefix: bool = True
+) -> Tokenizer:
     """Train a tokenizer of the given type (char | bpe | unigram) on texts."""
     if model_type == "char":
         return CharTokenizer.train(texts, vocab_size=0)
     from seqtool.tokenizers.spm import SpmTokenizer
 
-    return SpmTokenizer.train(texts, vocab_size=vocab_size, model_type=model_type)
+    return SpmTokenizer.train(
+        texts, vocab_size=vocab_size, model_type=model_type, dummy_prefix=dummy_prefix
+    )

@@ -25,9 +25,7 @@ class CharTokenizer:
         self._stoi = {c: i + len(SPECIALS) for i, c in enumerate(chars)}
 
     @classmethod
-    def train(
-        cls, texts: Iterable[str], vocab_size: int = 0, min_count: int = 1
-    ) -> CharTokenizer:
+    def train(cls, texts: Iterable[str], vocab_size: int = 0, min_count: int = 1) -> CharTokenizer:
         """Build from texts; keep the `vocab_size - 4` most frequent characters when given."""
         counts: Counter[str] = Counter()
         for t in texts:

@@ -33,9 +33,12 @@ class SpmTokenizer:
         character_coverage: float = 1.0,
         normalization: str = "identity",
         max_sentences: int = 2_000_000,
+        dummy_prefix: bool = True,
     ) -> SpmTokenizer:
         """Train on an iterable of sentences. Identity normalization + byte fallback keep
-        decode(encode(s)) == s for any text, which a pipeline tool owes its users."""
+        decode(encode(s)) == s for any text, which a pipeline tool owes its users.
+        dummy_prefix=False suits token streams (language models): encoding lines one by one
+        then adds no space at each line start, so the concatenation decodes exactly."""
         import sentencepiece as spm
 
         if model_type not in ("bpe", "unigram"):
@@ -52,6 +55,7 @@ class SpmTokenizer:
             character_coverage=character_coverage,
             normalization_rule_name=normalization,
             remove_extra_whitespaces=False,
+            add_dummy_prefix=dummy_prefix,
             byte_fallback=True,
             pad_id=PAD,
             unk_id=UNK,

@@ -67,8 +67,12 @@ class Progress(Callback):
         )
         self.bar.start()
         self.task_id = self.bar.add_task(
-            "train", total=trainer.total_steps, completed=trainer.step,
-            name=trainer.model.task, loss="-", tps="-",
+            "train",
+            total=trainer.total_steps,
+            completed=trainer.step,
+            name=trainer.model.task,
+            loss="-",
+            tps="-",
         )
 
     def on_step_end(self, trainer: Trainer, loss: float | None) -> None:

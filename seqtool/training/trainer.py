@@ -55,7 +55,9 @@ def lr_lambda(cfg: TrainConfig, total: int) -> Callable[[int], float]:
         if cfg.schedule == "constant":
             return 1.0
         progress = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
-        decay = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1 - progress
+        decay = (
+            0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1 - progress
+        )
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
 
     return f
@@ -316,5 +318,3 @@ class Trainer:
             "best": self.best_metrics,
             "output": str(self.out),
         }
-
-

@@ -1,0 +1,190 @@
+"""Corpora larger than memory: stream text in chunks, hash it, and tokenize it once into a
+memory-mapped token file cached by content hash (reused by the next run on the same text).
+
+Memory stays bounded by the chunk size: characters are encoded with a numpy lookup table
+over code points, subword tokenizers line batch by line batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqtool.data.text import ENCODING_ERRORS, check_input_path
+from seqtool.errors import DataError, SeqtoolError
+
+CHUNK = 8 << 20  # bytes read at a time
+SPM_SAMPLE_BYTES = 64 << 20  # text a sentencepiece model is trained on, at most
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SEQTOOL_CACHE") or Path.home() / ".cache" / "seqtool")
+
+
+def spool_stdin(files: list[str]) -> tuple[list[str], Any]:
+    """stdin can be read once; copy it to a temp file so the corpus can be streamed twice."""
+    if "-" not in files:
+        return files, None
+    with tempfile.NamedTemporaryFile(prefix="seqtool-stdin-", suffix=".txt", delete=False) as tmp:
+        shutil.copyfileobj(sys.stdin.buffer, tmp)
+    return [tmp.name if f == "-" else f for f in files], tmp.name
+
+
+def iter_text(
+    files: list[str], encoding_errors: str = "strict", names: list[str] | None = None
+) -> Iterator[tuple[bytes, str]]:
+    """(raw bytes, decoded text) chunks over files joined by a newline where one is missing.
+
+    Chunks end on UTF-8 character boundaries; a decoding error names file:line:column and
+    the byte offset, as read_text does for small files.
+    """
+    if encoding_errors not in ENCODING_ERRORS:
+        raise SeqtoolError(f"encoding errors must be one of {', '.join(ENCODING_ERRORS)}")
+    names = names or files
+    for k, (f, name) in enumerate(zip(files, names, strict=True)):
+        p = check_input_path(f)
+        offset, line, last = 0, 1, b""
+        col0 = 0  # bytes since the last newline before this chunk
+        with p.open("rb") as fh:
+            carry = b""
+            while True:
+                block = fh.read(CHUNK)
+                data = carry + block
+                if not data:
+                    break
+                cut = len(data)
+                if block:  # keep an incomplete trailing character for the next chunk
+                    i = len(data) - 1
+                    while i >= 0 and i > len(data) - 4 and (data[i] & 0xC0) == 0x80:
+                        i -= 1
+                    if i >= 0 and data[i] >= 0xC0:
+                        cut = i
+                data, carry = data[:cut], data[cut:]
+                try:
+                    text = data.decode("utf-8", errors=encoding_errors)
+                except UnicodeDecodeError as e:
+                    nl = data.rfind(b"\n", 0, e.start)
+                    col = (e.start - nl) if nl >= 0 else (col0 + e.start + 1)
+                    raise DataError(
+                        f"invalid UTF-8 at byte offset {offset + e.start} "
+                        "(use --encoding-errors replace to substitute)",
+                        name,
+                        line + data.count(b"\n", 0, e.start),
+                        col,
+                    ) from None
+                n_nl = data.count(b"\n")
+                line += n_nl
+                col0 = len(data) - data.rfind(b"\n") - 1 if n_nl else col0 + len(data)
+                offset += len(data)
+                last = data[-1:] or last
+                yield data, text
+                if not block:
+                    break
+        if k < len(files) - 1 and last != b"\n":
+            yield b"\n", "\n"
+
+
+class TokenFile:
+    """A token stream on disk: ids as int16/int32, memory-mapped, with a little metadata."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path, self.meta = path, meta
+        # copy-on-write: writable for torch, yet nothing is ever written back
+        self.array = np.memmap(path, dtype=meta["dtype"], mode="c", shape=(meta["tokens"],))
+
+    @property
+    def num_chars(self) -> int:
+        return int(self.meta["chars"])
+
+    def tensor(self):
+        import torch
+
+        return torch.from_numpy(self.array)  # shares the mapping; nothing is read yet
+
+
+def corpus_hash(files: list[str], encoding_errors: str) -> tuple[str, np.ndarray, int]:
+    """One pass: sha256 of the text, code-point counts, character count."""
+    h = hashlib.sha256()
+    counts = np.zeros(0x110000, dtype=np.int64)
+    chars = 0
+    for raw, text in iter_text(files, encoding_errors):
+        h.update(raw)
+        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        counts += np.bincount(cps, minlength=0x110000)
+        chars += len(text)
+    return h.hexdigest(), counts, chars
+
+
+def spm_sample(files: list[str], encoding_errors: str) -> list[str]:
+    """Lines from the start of the corpus, up to SPM_SAMPLE_BYTES, to train sentencepiece."""
+    lines, size, tail = [], 0, ""
+    for _, text in iter_text(files, encoding_errors):
+        parts = (tail + text).split("\n")
+        tail = parts.pop()
+        lines += parts
+        size += len(text)
+        if size >= SPM_SAMPLE_BYTES:
+            break
+    return lines + ([tail] if tail else [])
+
+
+def _encode_chars(tok, text: str) -> np.ndarray:
+    lut = getattr(tok, "_np_lut", None)
+    if lut is None:  # code point -> id, unknown characters -> unk
+        lut = np.full(0x110000, tok.unk_id, dtype=np.int32)
+        for c in tok.chars:
+            lut[ord(c)] = tok.piece_to_id(c)
+        tok._np_lut = lut
+    return lut[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+
+
+def tokenize_to_cache(
+    files: list[str], tok, content_hash: str, chars: int, encoding_errors: str = "strict"
+) -> TokenFile:
+    """The corpus as a memory-mapped token file, written once per (text, tokenizer)."""
+    key = hashlib.sha256(content_hash.encode() + tok.to_bytes()).hexdigest()[:32]
+    d = cache_dir() / "tokens"
+    path, meta_path = d / f"{key}.bin", d / f"{key}.json"
+    if path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if path.stat().st_size == meta["tokens"] * np.dtype(meta["dtype"]).itemsize:
+            return TokenFile(path, meta)
+    d.mkdir(parents=True, exist_ok=True)
+    dtype = "int16" if tok.vocab_size <= 32767 else "int32"
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", dir=d)
+    n = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            tail = ""
+            for _, text in iter_text(files, encoding_errors):
+                if tok.kind == "char":
+                    ids = _encode_chars(tok, text)
+                else:  # whole lines only, so subwords never straddle a chunk boundary
+                    parts = (tail + text).split("\n")
+                    tail = parts.pop()
+                    ids = np.fromiter(
+                        (i for ln in tok.encode([p + "\n" for p in parts]) for i in ln),
+                        dtype=np.int32,
+                    )
+                out.write(ids.astype(dtype).tobytes())
+                n += len(ids)
+            if tok.kind != "char" and tail:
+                ids = np.asarray(tok.encode(tail), dtype=dtype)
+                out.write(ids.tobytes())
+                n += len(ids)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    meta = {"tokens": n, "dtype": dtype, "chars": chars, "hash": content_hash}
+    meta_path.write_text(json.dumps(meta))
+    return TokenFile(path, meta)
