@@ -136,6 +136,18 @@ def test_padding_does_not_change_predictions(model_path):
     torch.testing.assert_close(alone, batched, rtol=1e-5, atol=1e-5)
 
 
+def test_dense_per_length_rnn_equals_packed(model):
+    torch.manual_seed(0)
+    x = torch.randn(5, 9, model.rnn.rnn.input_size)
+    lengths = torch.tensor([9, 3, 9, 1, 4])
+    with torch.no_grad():
+        packed, _ = model.rnn(x, lengths)
+        dense = model.run_rnn(x, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(dense[i, :n], packed[i, :n], rtol=1e-5, atol=1e-6)
+        assert not dense[i, n:].any()
+
+
 def test_char_encoder_ignores_padding():
     from seqtool.backbone.embedding import CharWordEncoder
     from seqtool.data.batching import pad
