@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -334,3 +335,40 @@ def test_params_cli_config_and_checkpoint(lms):
     assert rows["backbone.rnn layer 1 forward"] == 4 * (7 * (7 + 7) + 2 * 7)
     table = _invoke("inspect", "params", "--cell", "gru", "--bidirectional", "--vocab", "50")
     assert "embedding" in table.stderr and "backward" in table.stderr and table.stdout == ""
+
+
+# -- the other tasks' encoders -----------------------------------------------------------------
+
+CORPORA = Path(__file__).resolve().parent.parent / "corpora"
+OTHER_TASKS = {
+    "classifier": ["sentiment-sample.csv", "--tokenizer", "char", "--dev-fraction", "0"],
+    "translator": ["translation-sample.tsv", "--vocab-size", "300"],
+}
+
+
+@pytest.mark.parametrize("task", sorted(OTHER_TASKS))
+def test_every_command_works_on_other_tasks(task, tmp_path):
+    from seqtool import api
+
+    data, *extra = OTHER_TASKS[task]
+    out = tmp_path / f"{task}.safetensors"
+    r = run_cli("train", task, CORPORA / data, "-o", out, "--hidden", "7", "--embedding-dim",
+                "10", "--layers", "2", "--threads", "1", "--steps", "2", "--batch-size", "4",
+                "--warmup", "1", *extra)  # fmt: skip
+    assert r.code == 0, r
+    model = api.load(out)
+    tokens, x, rec = model.inspect_inputs("a good one")
+    r = _invoke("inspect", "trace", "-m", out, "--format", "jsonl", input="a good one\n")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    D = rec.num_directions
+    assert len(rows) == len(tokens) * rec.layers * D
+    with torch.no_grad():
+        fused, _ = rec(x)  # (1, T, D*H)
+    top = [x_["hidden"] for x_ in rows if x_["layer"] == rec.layers - 1]
+    traced = torch.tensor(top).view(len(tokens), D * rec.hidden_size)  # t-major, fwd then bwd
+    torch.testing.assert_close(traced, fused[0], atol=1e-5, rtol=0)
+    r = _invoke("inspect", "gradients", "-m", out, "--length", "12", "--format", "jsonl")
+    assert len(json.loads(r.stdout)["norms"]) == 12
+    r = _invoke("inspect", "params", out, "--format", "jsonl")
+    rows = {x_["component"]: x_["params"] for x_ in map(json.loads, r.stdout.splitlines())}
+    assert rows.pop("total") == sum(p.numel() for p in model.parameters()) == sum(rows.values())
