@@ -88,7 +88,7 @@ class LanguageModel(TaskModel):
             "tokens": float(predicted),
         }
 
-    def check_prompt(self, prompt: str) -> None:
+    def check_prompt(self, prompt: str, what: str = "prompt") -> None:
         unknown = getattr(self.tokenizer, "unknown", None)
         if unknown is None:
             return
@@ -96,13 +96,13 @@ class LanguageModel(TaskModel):
         if bad:
             pos, ch = bad[0]
             raise SeqtoolError(
-                f"prompt character {ch!r} (position {pos + 1}) is not in this model's "
+                f"{what} character {ch!r} (position {pos + 1}) is not in this model's "
                 f"vocabulary of {len(self.tokenizer.chars)} characters"
             )
 
     def inspect_inputs(self, text: str) -> tuple[list[str], torch.Tensor, Recurrent]:
         """As TaskModel's, but characters outside the vocabulary are an error, not <unk>."""
-        self.check_prompt(text)
+        self.check_prompt(text, "text")
         return super().inspect_inputs(text)
 
     @torch.inference_mode()
