@@ -101,7 +101,7 @@ def trace(
     texts = _stdin_lines() if text in (None, "-") else [text]
     m = _load(model)
     for i, t in enumerate(texts):
-        tr = inspection.trace(m, t, layer or None)
+        tr = inspection.trace(m, t, sorted(set(layer)) if layer else None)
         status(
             f"{m.task} encoder: {tr.cell}, {tr.layers} layer(s), "
             f"{'bidirectional' if tr.directions == 2 else 'unidirectional'}, H={tr.hidden_size}, "
@@ -273,7 +273,7 @@ def gradients(
 
       seqtool inspect gradients --cells rnn,lstm,gru --length 100 --hidden 64
 
-      seqtool inspect gradients --cells rnn --weight-scale 2.0 --clip 1.0
+      seqtool inspect gradients --cells rnn --weight-scale 4 --clip 1   # explodes, then clipped
 
       seqtool inspect gradients --cells rnn,lstm,gru --plot decay.png
 
