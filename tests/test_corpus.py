@@ -71,3 +71,22 @@ def test_token_cache_is_reused_and_exact(tmp_path, monkeypatch, small_chunks):
     c = corpus.tokenize_to_cache([str(p)], spm, h, chars)
     assert c.path != a.path
     assert spm.decode(c.tensor().tolist()) == text
+
+
+def test_window_sampler_reads_the_same_windows_from_disk_and_memory(tmp_path, monkeypatch):
+    import torch
+
+    from seqtool.data.lm import WindowSampler
+
+    monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
+    p = tmp_path / "c.txt"
+    p.write_text("abcdefghij klmnop\n" * 50)
+    h, counts, chars = corpus.corpus_hash([str(p)], "strict")
+    tok = tokenizers.CharTokenizer(set(p.read_text()))
+    tf = corpus.tokenize_to_cache([str(p)], tok, h, chars).span(10, 800)
+    assert len(tf) == 790
+    disk = WindowSampler(tf, 4, 16, seed=3)
+    mem = WindowSampler(tf.tensor(), 4, 16, seed=3)
+    for _ in range(5):
+        a, b = disk.next_batch(), mem.next_batch()
+        assert torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])

@@ -22,7 +22,7 @@ import numpy as np
 from seqtool.data.text import ENCODING_ERRORS, check_input_path
 from seqtool.errors import DataError, SeqtoolError
 
-CHUNK = 8 << 20  # bytes read at a time
+CHUNK = 2 << 20  # bytes read at a time (transient memory is ~20x this)
 SPM_SAMPLE_BYTES = 64 << 20  # text a sentencepiece model is trained on, at most
 
 
@@ -94,21 +94,49 @@ def iter_text(
 
 
 class TokenFile:
-    """A token stream on disk: ids as int16/int32, memory-mapped, with a little metadata."""
+    """A token stream on disk (int16/int32 ids). Windows are read with pread, not through a
+    memory map: random access to a mapped file faults in read-ahead pages that stay resident,
+    so RSS would creep towards the file's size over a long run."""
 
-    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], start: int = 0, end: int | None = None):
         self.path, self.meta = path, meta
-        # copy-on-write: writable for torch, yet nothing is ever written back
-        self.array = np.memmap(path, dtype=meta["dtype"], mode="c", shape=(meta["tokens"],))
+        self.dtype = np.dtype(meta["dtype"])
+        self.start = start
+        self.end = meta["tokens"] if end is None else end
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+    def __len__(self) -> int:
+        return self.end - self.start
 
     @property
     def num_chars(self) -> int:
         return int(self.meta["chars"])
 
-    def tensor(self):
+    def span(self, start: int, end: int) -> TokenFile:
+        return TokenFile(self.path, self.meta, self.start + start, self.start + min(end, len(self)))
+
+    def read(self, start: int = 0, n: int | None = None) -> np.ndarray:
+        n = len(self) - start if n is None else min(n, len(self) - start)
+        size = self.dtype.itemsize
+        buf = os.pread(self._fd, n * size, (self.start + start) * size)
+        return np.frombuffer(buf, dtype=self.dtype)
+
+    def gather(self, starts: list[int], n: int):
+        """(B, n) int64 tensor of windows beginning at `starts`."""
         import torch
 
-        return torch.from_numpy(self.array)  # shares the mapping; nothing is read yet
+        return torch.from_numpy(np.stack([self.read(s, n) for s in starts]).astype(np.int64))
+
+    def tensor(self):
+        """The whole span in memory (for dev data and small corpora)."""
+        import torch
+
+        return torch.from_numpy(self.read().copy())
 
 
 def corpus_hash(files: list[str], encoding_errors: str) -> tuple[str, np.ndarray, int]:

@@ -10,14 +10,18 @@ from seqtool.errors import SeqtoolError
 
 
 class WindowSampler:
-    """Random windows of `seq_len + 1` tokens from one long token stream (resumable)."""
+    """Random windows of `seq_len + 1` tokens from one long token stream (resumable).
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, seed: int = 0) -> None:
+    `ids` is a 1-D tensor, or a TokenFile (corpora larger than memory: windows are read
+    from disk as they are drawn)."""
+
+    def __init__(self, ids: Any, batch_size: int, seq_len: int, seed: int = 0) -> None:
         self.ids, self.batch_size = ids, batch_size
+        n = len(ids)
         # A corpus shorter than a window trains on windows as long as it allows.
-        self.seq_len = max(1, min(seq_len, ids.numel() - 1))
+        self.seq_len = max(1, min(seq_len, n - 1))
         self.gen = torch.Generator().manual_seed(seed)
-        self.steps_per_epoch = max(1, ids.numel() // (batch_size * self.seq_len))
+        self.steps_per_epoch = max(1, n // (batch_size * self.seq_len))
         self._offsets = torch.arange(self.seq_len + 1)
         self._part = slice(None)
 
@@ -30,9 +34,12 @@ class WindowSampler:
         self._part = shard_slice(self.batch_size, rank, world)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
-        high = self.ids.numel() - self.seq_len
+        high = len(self.ids) - self.seq_len
         starts = torch.randint(0, high, (self.batch_size,), generator=self.gen)[self._part]
-        win = self.ids[starts[:, None] + self._offsets].long()  # (B, T+1)
+        if isinstance(self.ids, torch.Tensor):
+            win = self.ids[starts[:, None] + self._offsets].long()  # (B, T+1)
+        else:
+            win = self.ids.gather(starts.tolist(), self.seq_len + 1)  # (B, T+1)
         return {"x": win[:, :-1], "y": win[:, 1:]}
 
     def state_dict(self) -> dict[str, Any]:

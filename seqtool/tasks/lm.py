@@ -23,6 +23,8 @@ from seqtool.decoding import sample
 from seqtool.errors import SeqtoolError
 from seqtool.tasks.base import TaskModel
 
+IN_MEMORY_TOKENS = 50_000_000  # larger token streams stay on disk
+
 
 @dataclass(frozen=True)
 class LMConfig(_Config):
@@ -219,22 +221,23 @@ def prepare(
     finally:
         if spooled:
             os.unlink(spooled)
-    ids = tokens.tensor()
-    if not any(ch.strip() for ch in (chr(c) for c in np.nonzero(counts)[0])):
+    if not any(chr(c).strip() for c in np.nonzero(counts)[0]):
         raise SeqtoolError(f"{names[0]}: empty corpus (whitespace only)")
     dev_data = None
     model = LanguageModel(config, tok)
+    ids = tokens
     if dev is not None:
         dev_data = eval_data(model, read_text(dev, encoding_errors))
     elif dev_fraction > 0:
-        cut = int(ids.numel() * (1 - dev_fraction))
-        dev_ids = ids[cut : cut + max_dev_tokens]  # a huge tail is sampled, not read whole
-        ids = ids[:cut]
-        dev_data = EvalStream(
-            dev_ids, round(len(dev_ids) * tokens.num_chars / max(1, tokens.meta["tokens"]))
-        )
-    if ids.numel() < 3:
+        cut = int(len(tokens) * (1 - dev_fraction))
+        dev_ids = tokens.span(cut, cut + max_dev_tokens)  # a huge tail is sampled, not read whole
+        ids = tokens.span(0, cut)
+        chars = round(len(dev_ids) * tokens.num_chars / max(1, len(tokens)))
+        dev_data = EvalStream(dev_ids.tensor(), chars)
+    if len(ids) < 3:
         raise SeqtoolError("corpus too small: need at least 3 tokens of training text")
+    if len(ids) <= IN_MEMORY_TOKENS:  # small corpora: index an in-memory tensor (faster)
+        ids = ids.tensor()
     source = WindowSampler(ids, train_cfg.batch_size, train_cfg.seq_len, seed=train_cfg.seed)
     return model, source, dev_data
 
