@@ -338,14 +338,17 @@ def _gradient_table(curves: list[Any], what: str) -> None:
     from rich.table import Table
 
     T = len(curves[0].norms)
-    marks = [d for d in (1, 5, 10, 20, 50, 100, 200, 500) if d < T]
-    table = Table(title=f"‖∂L/∂h_t‖ by distance from the last step — {what}", title_justify="left")
+    marks = [d for d in (1, 5, 10, 20, 50, 100, 200, 500) if d < T - 1] + [T - 1]
+    table = Table(
+        title=f"‖∂L/∂h_t‖ by distance d from the last step, relative to d=0 — {what}",
+        title_justify="left",
+    )
     table.add_column("cell")
     table.add_column("effective memory", justify="right")
     table.add_column("decay/step", justify="right")
     table.add_column("‖∂L/∂h‖ last", justify="right")
     for d in marks:
-        table.add_column(f"÷ at {d}", justify="right")
+        table.add_column(f"d={d}", justify="right")
     table.add_column("‖∂L/∂θ‖", justify="right")
     for c in curves:
         eff = str(c.effective_memory) if c.effective_memory is not None else f"> {T - 1}"
