@@ -184,15 +184,20 @@ class Tagger(TaskModel):
         sequence about 2x slower than a dense one, and a bucketed batch holds only ~2
         distinct lengths. Rows past their length are zero. x (B, T, F) -> (B, T, D*H)."""
         B, T, _ = x.shape
-        if x.device.type != "cpu":
-            return self.rnn(x, lengths)[0]
         lens = lengths.tolist()
-        if min(lens) == T:
+        distinct = set(lens)
+        if distinct == {T}:
             return self.rnn(x)[0]
-        out = x.new_zeros(B, T, self.rnn.output_size)
-        for n in set(lens):
+        # Many distinct lengths (an unsorted batch) make many small calls: pack instead.
+        if x.device.type != "cpu" or len(distinct) > 3:
+            return self.rnn(x, lengths)[0]
+        out = None
+        for n in distinct:
             rows = torch.tensor([i for i, m in enumerate(lens) if m == n], device=x.device)
-            out[rows, :n] = self.rnn(x[rows, :n])[0]
+            h = self.rnn(x[rows, :n])[0]  # (b, n, D*H); bf16 under autocast
+            if out is None:
+                out = h.new_zeros(B, T, h.size(-1))
+            out[rows, :n] = h
         return out
 
     def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
