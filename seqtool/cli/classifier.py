@@ -22,7 +22,7 @@ OUT_FORMATS = ("auto", "text", "csv", "tsv", "jsonl")
 @training_command(
     cell="lstm",
     layers=1,
-    hidden=256,
+    hidden=128,
     embedding_dim=128,
     dropout=0.0,
     embedding_dropout=0.1,
@@ -70,7 +70,7 @@ def train(
         typer.Option(
             help="Tokens kept per text: the first quarter and the last three quarters (0: all)."
         ),
-    ] = 512,
+    ] = 256,
     max_tokens: Annotated[
         int,
         typer.Option(
@@ -103,6 +103,7 @@ def train(
       seqtool train classifier train.csv --dev dev.csv --max-length 256 --precision bf16 --threads 1
 
       seqtool train lm reviews.txt --tokenizer tok.model -o lm.safetensors
+
       seqtool train classifier train.csv --dev dev.csv --init-from lm.safetensors
     """
     from seqtool import api

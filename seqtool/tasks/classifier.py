@@ -237,7 +237,7 @@ def report(metrics: dict[str, Any], console: Any) -> None:
         console.print(t)
     conf = metrics.get("confusion")
     if conf:
-        t = Table(title="confusion matrix (rows: gold, columns: predicted)")
+        t = Table(title="confusion matrix")
         t.add_column("gold \\ predicted")
         for name in conf["labels"]:
             t.add_column(name, justify="right")
