@@ -167,11 +167,23 @@ class Tagger(TaskModel):
         char_lengths: torch.Tensor,
     ) -> torch.Tensor:
         """-> tag logits (B, T, K); positions past a sentence's length are meaningless."""
+        c = self.char_encoder(chars, char_lengths)  # (U, C)
+        return self.scores(words, lengths, word_types, c)
+
+    def scores(
+        self,
+        words: torch.Tensor,
+        lengths: torch.Tensor,
+        word_types: torch.Tensor,
+        char_vectors: torch.Tensor,
+    ) -> torch.Tensor:
+        """Tag logits (B, T, K) given the char encoder's vectors (U, C) of the distinct forms
+        that word_types (B, T) points at, 1-based."""
         if self.training and self.config.word_dropout > 0:
             drop = torch.rand(words.shape, device=words.device) < self.unk_prob[words]
             words = words.masked_fill(drop, UNK)
         w = self.word_embed(words)  # (B, T, E)
-        c = self.char_encoder(chars, char_lengths)  # (U, C)
+        c = char_vectors
         c = torch.cat([c.new_zeros(1, c.size(1)), c])[word_types]  # (B, T, C)
         x = self.input_dropout(torch.cat([w, c], dim=-1))  # (B, T, E + C)
         h = self.run_rnn(x, lengths)  # (B, T, D*H)
@@ -210,25 +222,46 @@ class Tagger(TaskModel):
     def predict_ids(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 64, max_tokens: int = 4096
     ) -> list[list[int]]:
-        """Tag ids per word, in input order; batches are length-sorted internally. A sentence
-        longer than MAX_SEGMENT is tagged in overlapping windows, so memory stays bounded
-        whatever the input (each kept tag still sees CONTEXT words on both sides)."""
+        """Tag ids per word, in input order; batches are length-sorted internally.
+
+        Each distinct form in `sentences` is looked up and read by the char encoder once
+        (its vector does not depend on context). A sentence longer than MAX_SEGMENT is tagged
+        in overlapping windows, so memory stays bounded whatever the input (each kept tag
+        still sees CONTEXT words on both sides)."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
+        forms: dict[str, int] = {}  # form -> 1-based row; 0 is padding
+        types = [[forms.setdefault(w, len(forms) + 1) for w in s] for s in sentences]
+        get = self.word_index.get
+        word_of = torch.tensor([PAD] + [get(normalize(f), UNK) for f in forms], device=device)
+        char_vectors = self.char_vectors(list(forms), device)  # (U, C)
         out: list[list[int]] = [[0] * len(s) for s in sentences]
         jobs = [  # (sentence, window start, window end, keep start, keep end)
             (i, *w) for i, s in enumerate(sentences) if s for w in windows(len(s))
         ]
         for idx in eval_batches([j[2] - j[1] for j in jobs], batch_size, max_tokens):
-            batch = [sentences[jobs[j][0]][jobs[j][1] : jobs[j][2]] for j in idx]
-            inputs = {k: v.to(device) for k, v in self.encode(batch).items()}
-            best = self(**inputs).argmax(-1).cpu()  # (B, T)
+            word_types, lengths = pad([types[jobs[j][0]][jobs[j][1] : jobs[j][2]] for j in idx])
+            word_types = word_types.to(device)  # (B, T)
+            logits = self.scores(word_of[word_types], lengths, word_types, char_vectors)
+            best = logits.argmax(-1).cpu()  # (B, T)
             for row, j in enumerate(idx):
                 i, start, _, keep0, keep1 = jobs[j]
                 out[i][keep0:keep1] = best[row, keep0 - start : keep1 - start].tolist()
         if was_training:
             self.train()
+        return out
+
+    def char_vectors(self, forms: list[str], device: torch.device, batch: int = 1024):
+        """The char encoder's vectors (U, C) for U forms, read in length-sorted batches."""
+        ids = self.tokenizer.encode([clip_word(f) for f in forms])
+        order = sorted(range(len(forms)), key=lambda i: len(ids[i]))
+        out = torch.zeros(len(forms), self.char_encoder.output_size, device=device)
+        for k in range(0, len(order), batch):
+            rows = order[k : k + batch]
+            chars, lengths = pad([ids[i] for i in rows], PAD)
+            vec = self.char_encoder(chars.to(device), lengths)  # (b, C)
+            out[torch.tensor(rows, device=device)] = vec.to(out.dtype)
         return out
 
     def predict(
