@@ -96,9 +96,14 @@ def tag(
         ),
     ] = False,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", help="Sentences per batch.")
-    ] = 64,
+        int,
+        typer.Option("--batch-size", "-b", help="Sentences tagged and written (flushed) together."),
+    ] = 256,
     threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 1,
+    precision: Annotated[
+        str,
+        typer.Option(help="fp32 | bf16 (autocast: ~1.6x faster on CPUs with native bf16)."),
+    ] = "fp32",
     encoding_errors: Annotated[
         str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
     ] = "strict",
@@ -116,7 +121,7 @@ def tag(
       seqtool tag --input-format conllu test.conllu --format conllu   # fills the tag column
     """
     from seqtool import api, paths
-    from seqtool.data.conllu import read_conllu_file, read_text_sentences, to_conllu
+    from seqtool.data.conllu import read_conllu_file, read_text_sentences
     from seqtool.data.text import iter_lines
     from seqtool.errors import SeqtoolError
     from seqtool.tasks.tagger import tag_stream
@@ -128,6 +133,8 @@ def tag(
         raise SeqtoolError(f"--input-format must be text or conllu, not {input_format!r}")
     if batch_size < 1:
         raise SeqtoolError("--batch-size must be >= 1")
+    if precision not in ("fp32", "bf16"):
+        raise SeqtoolError(f"--precision must be fp32 or bf16, not {precision!r}")
     if tokenize and input_format == "conllu":
         raise SeqtoolError("--tokenize applies to text input; CoNLL-U is already tokenized")
     if (file is None or file == "-") and stdin_is_terminal():
@@ -140,7 +147,15 @@ def tag(
         sentences = read_conllu_file(path, field, encoding_errors)
     else:
         sentences = read_text_sentences(iter_lines(path, encoding_errors), tokenize)
-    for chunk in tag_stream(tagger, sentences, chunk_sentences=batch_size, batch_size=batch_size):
+    device = next(tagger.parameters()).device
+    with runtime.autocast(device, precision):  # active while the generator below runs
+        _write_tagged(tag_stream(tagger, sentences, chunk_sentences=batch_size), fmt, field)
+
+
+def _write_tagged(chunks, fmt: str, field: str) -> None:
+    from seqtool.data.conllu import to_conllu
+
+    for chunk in chunks:
         out = []
         for s, tags in chunk:
             pairs = zip(s.words, tags, strict=True)
