@@ -331,3 +331,13 @@ def test_long_source_is_translated_with_bounded_length(tiny_translator):
                 stdin=long + "\n")
     assert r.code == 0 and len(model.target_tokenizer.encode(r.out.strip())) <= int(
         0.01 * src_len) + 10
+
+
+def test_shipped_model_is_the_default():
+    r = run_cli("translate", "--beam", "2", stdin="A dog is running in the snow .\n\nTwo men .\n")
+    assert r.code == 0, r
+    out = r.out.split("\n")
+    assert len(out) == 4 and out[1] == ""
+    assert "Hund" in out[0] and "Schnee" in out[0]
+    header = checkpoint.read_header(ROOT / "checkpoints" / "translate-en-de.safetensors")
+    assert header.task == "translator" and header.metadata["storage_dtype"] == "fp16"
