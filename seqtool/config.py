@@ -93,6 +93,7 @@ class TrainConfig(_Config):
     eval_every: int = 0  # 0: about 10 evaluations per run
     patience: int = 0  # evaluations without improvement before stopping; 0 disables
     max_time: float = 0.0  # minutes; 0 disables
+    time_budget: float = 0.0  # minutes: schedule over elapsed time, stop at the budget
     seed: int = 0
     threads: int = 0  # 0: torch's default
     device: str = "auto"

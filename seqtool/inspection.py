@@ -28,7 +28,7 @@ GATES: dict[str, tuple[str, ...]] = {
 }
 GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks per cell: h~; i f g o; r z n
 DIRECTIONS = ("forward", "backward")
-INITS = ("torch", "seqtool")
+INITS = ("torch", "forget-bias")
 
 
 def parse_cells(spec: str) -> list[str]:
@@ -206,11 +206,11 @@ def make_recurrent(
     cell: str, input_size: int, hidden: int, layers: int = 1, init: str = "torch"
 ) -> nn.RNNBase:
     """A freshly initialised fused module. init 'torch': torch's defaults (U(±1/√H) for every
-    weight and bias); 'seqtool': as `seqtool train` starts (LSTM forget-gate bias +1)."""
+    weight and bias); 'forget-bias': the same with the LSTM forget-gate bias at +1."""
     if init not in INITS:
         raise SeqtoolError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
-    if init == "seqtool":
-        return Recurrent(input_size, hidden, layers, cell).rnn
+    if init == "forget-bias":
+        return Recurrent(input_size, hidden, layers, cell, forget_bias=1.0).rnn
     cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
     return cls(input_size, hidden, num_layers=layers, batch_first=True)
 

@@ -110,3 +110,12 @@ def test_seed_makes_runs_reproducible(tmp_path):
     _train(a, _cfg(steps=15, seed=11))
     _train(b, _cfg(steps=15, seed=11))
     assert _log(a)[0] == _log(b)[0]
+
+
+def test_time_budget_schedule_follows_elapsed_time(tmp_path):
+    out = tmp_path / "m.safetensors"
+    summary = _train(out, _cfg(steps=0, time_budget=0.05, warmup=0, eval_every=0))
+    assert summary["stopped"].startswith("time limit")
+    rows = [json.loads(x) for x in (tmp_path / "m.run" / "metrics.jsonl").open()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    assert lrs[0] > 0.009 and lrs[-1] < 0.003  # decayed towards min_lr_ratio * lr by the end

@@ -13,7 +13,8 @@ class TokenEmbedding(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=padding_idx)
         self.dropout = nn.Dropout(dropout)
-        nn.init.normal_(self.embed.weight, std=dim**-0.5)
+        # N(0, 1), torch's default: a smaller init (std 1/sqrt(dim)) starved the recurrent
+        # layers of input and trained markedly slower (measured, 2x256 char LM, 300 steps).
         if padding_idx is not None:
             with torch.no_grad():
                 self.embed.weight[padding_idx].zero_()

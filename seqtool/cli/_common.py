@@ -139,6 +139,17 @@ _TRAIN_OPTIONS: list[tuple[str, Any, Any, Any]] = [
         ),
     ),
     (
+        "time_budget",
+        float,
+        0.0,
+        typer.Option(
+            "--time-budget",
+            help="Train for this many minutes: the LR schedule follows elapsed time and ends at "
+            "the budget, so a run on a busy machine still anneals (not bit-reproducible).",
+            rich_help_panel="Training",
+        ),
+    ),
+    (
         "seed",
         int,
         0,

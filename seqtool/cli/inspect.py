@@ -213,8 +213,8 @@ def gradients(
     init: Annotated[
         str,
         typer.Option(
-            help="torch (torch's default init) | seqtool (as `seqtool train` starts: "
-            "LSTM forget bias +1)."
+            help="torch (torch's default init, as `seqtool train` starts) | forget-bias "
+            "(the same with LSTM forget-gate bias +1)."
         ),
     ] = "torch",
     weight_scale: Annotated[

@@ -28,6 +28,30 @@ def _fmt_metrics(metrics: dict[str, float], limit: int = 4) -> str:
     return "  ".join(f"{k} {v:.4g}" for k, v in scalars)
 
 
+def _timed(trainer: Trainer) -> bool:
+    return trainer.cfg.time_budget > 0 and not trainer.cfg.steps
+
+
+def _bar_total(trainer: Trainer) -> float:
+    """A time-budget run's bar counts seconds; a step run's counts steps."""
+    return trainer.cfg.time_budget * 60 if _timed(trainer) else trainer.total_steps
+
+
+def _length(trainer: Trainer) -> str:
+    budget = trainer.cfg.time_budget
+    return (
+        f"{budget:g} min"
+        if budget > 0 and not trainer.cfg.steps
+        else f"{trainer.total_steps} steps"
+    )
+
+
+def _of_total(trainer: Trainer) -> str:
+    return (
+        "" if trainer.cfg.time_budget > 0 and not trainer.cfg.steps else f"/{trainer.total_steps}"
+    )
+
+
 class Progress(Callback):
     """Rich progress bar on a terminal (loss, tokens/s, ETA); plain lines on stderr otherwise."""
 
@@ -40,7 +64,7 @@ class Progress(Callback):
     def on_train_start(self, trainer: Trainer) -> None:
         if not self.console.is_terminal:
             self.console.print(
-                f"training {trainer.model.task}: {trainer.total_steps} steps from step "
+                f"training {trainer.model.task}: {_length(trainer)} from step "
                 f"{trainer.step}, {trainer.num_params:,} parameters, device {trainer.device}",
                 highlight=False,
             )
@@ -68,8 +92,8 @@ class Progress(Callback):
         self.bar.start()
         self.task_id = self.bar.add_task(
             "train",
-            total=trainer.total_steps,
-            completed=trainer.step,
+            total=_bar_total(trainer),
+            completed=trainer.elapsed if _timed(trainer) else trainer.step,
             name=trainer.model.task,
             loss="-",
             tps="-",
@@ -81,12 +105,13 @@ class Progress(Callback):
         fields = {}
         if loss is not None:
             fields = {"loss": f"{loss:.3f}", "tps": f"{trainer.tokens_per_sec:,.0f}"}
-        self.bar.update(self.task_id, completed=trainer.step, **fields)
+        done = trainer.elapsed if _timed(trainer) else trainer.step
+        self.bar.update(self.task_id, completed=done, **fields)
 
     def on_eval(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         mark = " (best)" if improved else ""
         line = (
-            f"step {trainer.step}/{trainer.total_steps}  dev {_fmt_metrics(metrics)}{mark}  "
+            f"step {trainer.step}{_of_total(trainer)}  dev {_fmt_metrics(metrics)}{mark}  "
             f"{trainer.tokens_per_sec:,.0f} tok/s  {trainer.elapsed / 60:.1f} min"
         )
         self.console.print(line, highlight=False)

@@ -48,16 +48,19 @@ def run_dir(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".safetensors") + ".run")
 
 
-def lr_lambda(cfg: TrainConfig, total: int) -> Callable[[int], float]:
+def lr_lambda(cfg: TrainConfig, total: int, progress: Callable[[int], float] | None = None):
+    """Warmup (steps), then decay by progress in [0, 1]: steps done / total by default."""
+
     def f(step: int) -> float:
         if cfg.warmup > 0 and step < cfg.warmup:
             return (step + 1) / cfg.warmup
         if cfg.schedule == "constant":
             return 1.0
-        progress = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
-        decay = (
-            0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1 - progress
-        )
+        if progress is not None:
+            p = progress(step)
+        else:
+            p = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
+        decay = 0.5 * (1 + math.cos(math.pi * p)) if cfg.schedule == "cosine" else 1 - p
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
 
     return f
@@ -91,6 +94,8 @@ class Trainer:
         self.num_params = sum(p.numel() for p in model.parameters())
         self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * train.steps_per_epoch))
         self.eval_every = cfg.eval_every or max(1, self.total_steps // 10)
+        if cfg.time_budget > 0 and not cfg.eval_every and not cfg.steps:
+            self.eval_every = 200
         decay, no_decay = [], []
         for name, p in model.named_parameters():
             # No weight decay on biases, norms and embeddings (rows of rare tokens would shrink).
@@ -103,8 +108,16 @@ class Trainer:
             lr=cfg.lr,
             betas=(0.9, 0.99),
         )
+        # --time-budget: the schedule follows elapsed training time, so a run on a busy or
+        # unknown machine still anneals fully by its deadline (not bit-reproducible).
+        budget = cfg.time_budget * 60
+        progress = (
+            (lambda _s: min(1.0, getattr(self, "elapsed", 0.0) / budget)) if budget > 0 else None
+        )
+        if budget > 0 and not cfg.steps:
+            self.total_steps = 10**9  # the budget ends the run
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(cfg, self.total_steps)
+            self.optimizer, lr_lambda(cfg, self.total_steps, progress)
         )
         # Only rank 0 shows progress and writes logs; every rank runs the stop rules.
         self.callbacks: list[Callback] = (
@@ -112,8 +125,9 @@ class Trainer:
         )
         if cfg.patience > 0 and dev is not None:
             self.callbacks.append(EarlyStopping(cfg.patience))
-        if cfg.max_time > 0:
-            self.callbacks.append(TimeLimit(cfg.max_time))
+        if cfg.max_time > 0 or cfg.time_budget > 0:
+            limit = min(t for t in (cfg.max_time, cfg.time_budget) if t > 0)
+            self.callbacks.append(TimeLimit(limit))
         self.callbacks += callbacks or []
         self.step = 0
         self.best: float | None = None
