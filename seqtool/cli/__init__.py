@@ -3,6 +3,7 @@ sentencepiece: commands import what they need when they run."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Annotated
@@ -10,44 +11,56 @@ from typing import Annotated
 import typer
 
 from seqtool import __version__
-from seqtool.cli import classifier, evaluate, lm, tokenize
-from seqtool.cli import inspect as inspect_cli
-from seqtool.cli import tagger as tagger_cli
-from seqtool.cli import translator as translator_cli
 from seqtool.cli._common import OutputClosed
 from seqtool.errors import SeqtoolError
 
-app = typer.Typer(
-    name="seqtool",
-    help="Recurrent sequence models (RNN, LSTM, GRU) over text, from the command line.\n\n"
+HELP = (
+    "Recurrent sequence models (RNN, LSTM, GRU) over text, from the command line.\n\n"
     "Data goes to stdout, status and progress to stderr; '-' or no file reads stdin.\n\n"
     "Examples:\n\n"
     '  seqtool generate --prompt "ROMEO:"\n\n'
     "  seqtool train lm corpus.txt -o my.safetensors --cell gru --layers 2 --hidden 256\n\n"
-    "  seqtool eval my.safetensors dev.txt",
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain click help: rich would cost ~0.1 s of start-up
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    "  seqtool eval my.safetensors dev.txt"
 )
-train_app = typer.Typer(
-    help="Train a model: seqtool train TASK FILE... -o model.safetensors",
-    no_args_is_help=True,
-)
-app.add_typer(train_app, name="train")
-app.add_typer(tokenize.app, name="tokenize")
-app.add_typer(inspect_cli.app, name="inspect")
+SETTINGS = {"help_option_names": ["-h", "--help"]}
 
-# One file per task: its `train TASK` command and the command that runs it.
-train_app.command("lm")(lm.train)
-app.command("generate")(lm.generate)
-train_app.command("translator")(translator_cli.train)
-app.command("translate")(translator_cli.translate)
-train_app.command("tagger")(tagger_cli.train)
-app.command("tag")(tagger_cli.tag)
-train_app.command("classifier")(classifier.train)
-app.command("classify")(classifier.classify)
-app.command("eval")(evaluate.eval_command)
+# The command registry: name -> (module, attribute, one-line help). Only the command being
+# run is imported and built; `seqtool --help` lists them from the one-line helps, so start-up
+# stays fast however many commands there are. One line per task here, one file in cli/.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "generate": (
+        "lm",
+        "generate",
+        "Generate text from a language model, streamed as it is sampled.",
+    ),
+    "classify": ("classifier", "classify", "Label texts (lines, CSV/TSV/JSONL) with a classifier."),
+    "tag": ("tagger", "tag", "Tag the words of sentences with parts of speech."),
+    "translate": ("translator", "translate", "Translate lines with an encoder-decoder model."),
+    "eval": (
+        "evaluate",
+        "eval_command",
+        "Evaluate a checkpoint on held-out data with its task's metric.",
+    ),
+}
+TRAIN: dict[str, tuple[str, str]] = {
+    "lm": ("lm", "train"),
+    "classifier": ("classifier", "train"),
+    "tagger": ("tagger", "train"),
+    "translator": ("translator", "train"),
+}
+GROUPS: dict[str, tuple[str, str, str]] = {
+    "train": ("", "", "Train a model: seqtool train TASK FILE... -o model.safetensors"),
+    "tokenize": (
+        "tokenize",
+        "app",
+        "Train char/sentencepiece tokenizers; encode and decode lines.",
+    ),
+    "inspect": (
+        "inspect",
+        "app",
+        "Hidden-state and gate traces, vanishing gradients, parameter counts.",
+    ),
+}
 
 
 def _version(value: bool) -> None:
@@ -56,19 +69,79 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def root(
+def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Recurrent sequence models over text."""
 
 
+def _load(module: str, attr: str):
+    return getattr(importlib.import_module(f"seqtool.cli.{module}"), attr)
+
+
+def _stub(help_: str):
+    def stub() -> None:
+        pass
+
+    stub.__doc__ = help_
+    return stub
+
+
+def build_app(only: str | None = None, full: bool = False) -> typer.Typer:
+    """The Typer app: every command real (full), only `only` real and the rest listed by
+    name and help (what a run needs), or all listed (what `seqtool --help` needs)."""
+    app = typer.Typer(
+        name="seqtool",
+        help=HELP,
+        no_args_is_help=True,
+        rich_markup_mode=None,  # plain click help: rich costs ~0.1 s of start-up
+        pretty_exceptions_enable=False,
+        context_settings=SETTINGS,
+    )
+    app.callback()(_root)
+    for name, (module, attr, help_) in COMMANDS.items():
+        real = full or only == name
+        app.command(name, help=None if real else help_)(
+            _load(module, attr) if real else _stub(help_)
+        )
+    for name, (module, attr, help_) in GROUPS.items():
+        if not (full or only == name):
+            app.add_typer(typer.Typer(help=help_, context_settings=SETTINGS), name=name)
+        elif name == "train":
+            train = typer.Typer(help=help_, no_args_is_help=True, context_settings=SETTINGS)
+            for task, (m, a) in TRAIN.items():
+                train.command(task)(_load(m, a))
+            app.add_typer(train, name="train")
+        else:
+            app.add_typer(_load(module, attr), name=name)
+    return app
+
+
+def _command_name(args: list[str]) -> str | None:
+    for a in args:
+        if not a.startswith("-"):
+            return a
+    return None
+
+
+def __getattr__(name: str):
+    if name == "app":  # the whole app, for typer's CliRunner in tests and for completion
+        return build_app(full=True)
+    raise AttributeError(name)
+
+
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit 2, never a traceback."""
     try:
+        name = _command_name(sys.argv[1:])
+        # Shell completion walks the whole tree; a run needs only its own command.
+        complete = any(k.endswith("_COMPLETE") for k in os.environ)
+        app = build_app(only=name, full=complete)
         rv = app(standalone_mode=False)
         sys.stdout.flush()
     except SeqtoolError as e:
