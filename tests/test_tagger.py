@@ -295,3 +295,13 @@ def test_train_rejects_empty_file(tmp_path):
     empty.write_text("\n\n")
     r = invoke(["train", "tagger", str(empty), "-o", str(tmp_path / "m.safetensors")] + TINY)
     assert isinstance(r.exception, SeqtoolError) and "no sentences" in str(r.exception)
+
+
+def test_resume_rebuilds_the_model_from_the_run_state(tmp_path):
+    out = tmp_path / "r.safetensors"
+    args = ["train", "tagger", str(SAMPLE), "--dev", str(SAMPLE), "-o", str(out), "--steps", "6"]
+    assert invoke(args + TINY).exit_code == 0
+    before = out.read_bytes()
+    r = invoke(args + TINY + ["--resume"])  # vocabularies come from the run's last checkpoint
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "r.run" / "last.safetensors").is_file() and out.read_bytes() == before
