@@ -274,7 +274,9 @@ def test_eval_counts_oov(model, tmp_path):
     from seqtool.tasks.tagger import evaluate_file
 
     f = tmp_path / "oov.conllu"
-    f.write_text("1\tZorblax\t_\tPROPN\t_\t_\t0\troot\t_\t_\n2\tthe\t_\tDET\t_\t_\t1\tdet\t_\t_\n\n")
+    f.write_text(
+        "1\tZorblax\t_\tPROPN\t_\t_\t0\troot\t_\t_\n2\tthe\t_\tDET\t_\t_\t1\tdet\t_\t_\n\n"
+    )
     m = evaluate_file(model, str(f))
     assert m["tokens"] == 2 and m["oov_tokens"] == 1
     with pytest.raises(SeqtoolError, match="tags upos"):
@@ -305,3 +307,18 @@ def test_resume_rebuilds_the_model_from_the_run_state(tmp_path):
     r = invoke(args + TINY + ["--resume"])  # vocabularies come from the run's last checkpoint
     assert r.exit_code == 0, r.output
     assert (tmp_path / "r.run" / "last.safetensors").is_file() and out.read_bytes() == before
+
+
+def test_inspect_trace_reproduces_the_tagger_encoder(model, model_path):
+    import torch
+
+    from seqtool.backbone.cells import run_sequence
+
+    words, x, rnn = model.inspect_inputs("The old man the boats .")
+    assert words == ["The", "old", "man", "the", "boats", "."]
+    with torch.no_grad():
+        fused, _ = rnn(x)
+    seq = run_sequence(rnn.rnn, x)
+    assert torch.allclose(seq.outputs, fused, atol=1e-5)
+    r = invoke(["inspect", "trace", "The old man", "--model", str(model_path), "--format", "jsonl"])
+    assert r.exit_code == 0, r.output

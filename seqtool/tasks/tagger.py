@@ -189,6 +189,19 @@ class Tagger(TaskModel):
         h = self.run_rnn(x, lengths)  # (B, T, D*H)
         return self.head(self.dropout(h))  # (B, T, K)
 
+    @torch.no_grad()
+    def inspect_inputs(self, text: str) -> tuple[list[str], torch.Tensor, Recurrent]:
+        """For `seqtool inspect`: words, [word embedding; char features] (1, T, E + C) and the
+        bidirectional Recurrent they feed (see TaskModel.inspect_inputs)."""
+        words = text.split()
+        if not words:
+            raise SeqtoolError("nothing to inspect: the text has no words")
+        b = self.encode([words])
+        w = self.word_embed(b["words"])  # (1, T, E)
+        c = self.char_encoder(b["chars"], b["char_lengths"])  # (U, C)
+        c = torch.cat([c.new_zeros(1, c.size(1)), c])[b["word_types"]]  # (1, T, C)
+        return words, torch.cat([w, c], dim=-1), self.rnn
+
     def run_rnn(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The backbone over a length-bucketed batch, one dense call per distinct length.
 
