@@ -48,12 +48,7 @@ def train(
 
     if model_type not in ("bpe", "unigram", "char"):
         raise SeqtoolError(f"--model-type must be bpe, unigram or char, not {model_type!r}")
-    texts = [read_text(f, encoding_errors) for f in files]
-    if model_type == "char":
-        tok = tokenizers.train(texts, "char")
-    else:
-        lines = [ln for t in texts for ln in t.splitlines()]
-        tok = tokenizers.train(lines, model_type, vocab_size)
+    tok = tokenizers.build(model_type, [read_text(f, encoding_errors) for f in files], vocab_size)
     atomic_write_bytes(output, tok.to_bytes())
     status(f"wrote {output}: {model_type} tokenizer, {tok.vocab_size} ids")
 

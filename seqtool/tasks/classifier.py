@@ -339,7 +339,7 @@ def prepare(
     """Read labelled files, build (or reuse) tokenizer and model; return (model, source, dev)."""
     from seqtool import checkpoint
     from seqtool.data.tabular import Labelled, read_labelled
-    from seqtool.tasks.lm import build_tokenizer
+    from seqtool.tokenizers import build as build_tokenizer
 
     if not files:
         raise SeqtoolError("give at least one training file")

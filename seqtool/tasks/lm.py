@@ -159,18 +159,6 @@ class LanguageModel(TaskModel):
                 yield text.lstrip(" ") if step == 0 and not prompt else text
 
 
-def build_tokenizer(spec: str, texts: list[str], vocab_size: int):
-    """'char', 'bpe', 'unigram' (trained on texts) or a tokenizer file path."""
-    from seqtool import tokenizers
-
-    if spec in ("char", "bpe", "unigram"):
-        if spec == "char":
-            return tokenizers.train(texts, "char")
-        lines = [ln for t in texts for ln in t.splitlines()]
-        return tokenizers.train(lines, spec, vocab_size)
-    return tokenizers.load(spec)
-
-
 def prepare(
     files: list[str],
     train_cfg,
@@ -208,11 +196,13 @@ def prepare(
         else:
             if tokenizer == "char":
                 tok = tokenizers.CharTokenizer(chr(c) for c in np.nonzero(counts)[0])
-            elif tokenizer in ("bpe", "unigram"):
-                sample = corpus.spm_sample(files, encoding_errors)
-                tok = tokenizers.train(sample, tokenizer, vocab_size, dummy_prefix=False)
-            else:
-                tok = tokenizers.load(tokenizer)
+            else:  # subwords learn from a sample of the corpus; a file path loads as is
+                sample = (
+                    corpus.spm_sample(files, encoding_errors)
+                    if tokenizer in tokenizers.SPECS
+                    else []
+                )
+                tok = tokenizers.build(tokenizer, sample, vocab_size, dummy_prefix=False)
             config = LMConfig(
                 backbone=BackboneConfig(vocab_size=tok.vocab_size, **backbone),
                 head_dropout=head_dropout,

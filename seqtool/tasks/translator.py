@@ -486,12 +486,12 @@ class _Collate:
 def build_tokenizers(spec: str, src: list[str], tgt: list[str], vocab_size: int, separate: bool):
     from seqtool import tokenizers
 
-    if spec not in ("bpe", "unigram"):
+    if spec not in tokenizers.SPECS:  # a tokenizer file serves both sides
         tok = tokenizers.load(spec)
         return tok, (tok if not separate else None)
     if separate:
-        return tokenizers.train(src, spec, vocab_size), tokenizers.train(tgt, spec, vocab_size)
-    tok = tokenizers.train(src + tgt, spec, vocab_size)
+        return tokenizers.build(spec, src, vocab_size), tokenizers.build(spec, tgt, vocab_size)
+    tok = tokenizers.build(spec, src + tgt, vocab_size)
     return tok, tok
 
 

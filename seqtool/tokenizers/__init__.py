@@ -9,7 +9,18 @@ from seqtool.tokenizers.base import BOS, EOS, PAD, UNK, Tokenizer
 from seqtool.tokenizers.char import MAGIC as _CHAR_MAGIC
 from seqtool.tokenizers.char import CharTokenizer
 
-__all__ = ["BOS", "EOS", "PAD", "UNK", "CharTokenizer", "Tokenizer", "from_bytes", "load", "train"]
+__all__ = [
+    "BOS",
+    "EOS",
+    "PAD",
+    "UNK",
+    "CharTokenizer",
+    "Tokenizer",
+    "build",
+    "from_bytes",
+    "load",
+    "train",
+]
 
 
 def from_bytes(kind: str, data: bytes) -> Tokenizer:
@@ -46,3 +57,19 @@ def train(
     return SpmTokenizer.train(
         texts, vocab_size=vocab_size, model_type=model_type, dummy_prefix=dummy_prefix
     )
+
+
+SPECS = ("char", "bpe", "unigram")
+
+
+def build(
+    spec: str, texts: list[str], vocab_size: int = 8000, dummy_prefix: bool = True
+) -> Tokenizer:
+    """A tokenizer from a command-line spec: 'char', 'bpe' or 'unigram' (trained on texts;
+    subwords on their lines) or the path of a tokenizer file."""
+    if spec == "char":
+        return train(texts, "char")
+    if spec in SPECS:
+        lines = [ln for t in texts for ln in t.splitlines()]
+        return train(lines, spec, vocab_size, dummy_prefix=dummy_prefix)
+    return load(spec)
