@@ -101,3 +101,18 @@ def test_config_rejects_bad_values_and_unknown_keys():
         BackboneConfig.from_dict({"vocab_size": 5, "hiddn": 3})
     cfg = BackboneConfig(vocab_size=5, hidden_size=3)
     assert BackboneConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("cell,bi", itertools.product(CELLS, [False, True]))
+def test_per_length_path_equals_packing(cell, bi):
+    torch.manual_seed(0)
+    rnn = Recurrent(6, 5, layers=2, cell=cell, bidirectional=bi).eval()
+    x = torch.randn(5, 8, 6)
+    lengths = torch.tensor([8, 3, 8, 5, 3])  # 3 distinct lengths: one dense call each
+    state = rnn.initial_state(5)
+    state = tuple(torch.randn_like(s) for s in state)
+    with torch.no_grad():
+        dense, st_dense = rnn(x, lengths, state)
+        packed, st_packed = rnn.forward_packed(x, lengths, state)
+    assert torch.allclose(dense, packed, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(st_dense, st_packed, strict=True))

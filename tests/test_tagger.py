@@ -139,9 +139,9 @@ def test_padding_does_not_change_predictions(model_path):
 def test_dense_per_length_rnn_equals_packed(model):
     torch.manual_seed(0)
     x = torch.randn(5, 9, model.rnn.rnn.input_size)
-    lengths = torch.tensor([9, 3, 9, 1, 4])
+    lengths = torch.tensor([9, 3, 9, 1, 3])  # 3 distinct: the per-length dense path
     with torch.no_grad():
-        packed, _ = model.rnn(x, lengths)
+        packed, _ = model.rnn.forward_packed(x, lengths)
         dense = model.run_rnn(x, lengths)
     for i, n in enumerate(lengths.tolist()):
         torch.testing.assert_close(dense[i, :n], packed[i, :n], rtol=1e-5, atol=1e-6)

@@ -78,12 +78,46 @@ class Recurrent(nn.Module):
         hx = None if state is None else (state if self.cell == "lstm" else state[0])
         if lengths is None:
             out, hn = self.rnn(x, hx)
-        else:
-            total = x.size(1)
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, hn = self.rnn(packed, hx)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
+            return out, (hn if isinstance(hn, tuple) else (hn,))
+        lens = lengths.tolist()
+        distinct = set(lens)
+        if distinct == {x.size(1)}:  # no padding: nothing to pack
+            out, hn = self.rnn(x, hx)
+            return out, (hn if isinstance(hn, tuple) else (hn,))
+        # torch's CPU kernels run a packed batch ~2x slower than a dense one; a length-bucketed
+        # batch has few distinct lengths, so one dense call per length is exact and faster.
+        if x.device.type == "cpu" and len(distinct) <= 3 and 0 not in distinct:
+            return self._per_length(x, lens, distinct, hx)
+        return self.forward_packed(x, lengths, state)
+
+    def forward_packed(
+        self, x: torch.Tensor, lengths: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """The packed-sequence path (any lengths, any device)."""
+        hx = None if state is None else (state if self.cell == "lstm" else state[0])
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, hn = self.rnn(packed, hx)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
         return out, (hn if isinstance(hn, tuple) else (hn,))
+
+    def _per_length(self, x, lens, distinct, hx) -> tuple[torch.Tensor, State]:
+        """Rows of each length through one dense call; outputs past a row's length are 0."""
+        B, T = x.shape[:2]
+        out, final = None, None
+        for n in sorted(distinct):
+            rows = torch.tensor([i for i, m in enumerate(lens) if m == n], device=x.device)
+            h0 = None
+            if hx is not None:
+                h0 = tuple(h[:, rows] for h in hx) if isinstance(hx, tuple) else hx[:, rows]
+            o, hn = self.rnn(x[rows, :n], h0)  # (b, n, D*H)
+            hn = hn if isinstance(hn, tuple) else (hn,)
+            if out is None:
+                out = o.new_zeros(B, T, o.size(-1))
+                final = tuple(h.new_zeros(h.size(0), B, h.size(2)) for h in hn)
+            out[rows, :n] = o
+            for f, h in zip(final, hn, strict=True):
+                f[:, rows] = h
+        return out, final
 
     def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """One time step through the fused module (trainable): x (B, E) -> (B, H)."""

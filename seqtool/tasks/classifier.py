@@ -106,9 +106,7 @@ class Classifier(TaskModel):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (B, T), lengths (B,) -> logits (B, C)."""
         T = ids.size(1)
-        # A batch without padding needs no packing (bucketed long reviews cut to max_length).
-        packed_lengths = None if bool((lengths == T).all()) else lengths
-        out, state = self.backbone(ids, packed_lengths)  # (B, T, D*H)
+        out, state = self.backbone(ids, lengths)  # (B, T, D*H); padding never read
         pool = self.config.pool
         if pool == "last":
             h = state[0]  # (layers*D, B, H): the last layer's directions are the last D rows

@@ -203,27 +203,8 @@ class Tagger(TaskModel):
         return words, torch.cat([w, c], dim=-1), self.rnn
 
     def run_rnn(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The backbone over a length-bucketed batch, one dense call per distinct length.
-
-        Exact like packing (no padding is ever read), but torch's CPU kernels run a packed
-        sequence about 2x slower than a dense one, and a bucketed batch holds only ~2
-        distinct lengths. Rows past their length are zero. x (B, T, F) -> (B, T, D*H)."""
-        B, T, _ = x.shape
-        lens = lengths.tolist()
-        distinct = set(lens)
-        if distinct == {T}:
-            return self.rnn(x)[0]
-        # Many distinct lengths (an unsorted batch) make many small calls: pack instead.
-        if x.device.type != "cpu" or len(distinct) > 3:
-            return self.rnn(x, lengths)[0]
-        out = None
-        for n in distinct:
-            rows = torch.tensor([i for i, m in enumerate(lens) if m == n], device=x.device)
-            h = self.rnn(x[rows, :n])[0]  # (b, n, D*H); bf16 under autocast
-            if out is None:
-                out = h.new_zeros(B, T, h.size(-1))
-            out[rows, :n] = h
-        return out
+        """The backbone over a padded batch: x (B, T, F) -> (B, T, D*H), zero past each length."""
+        return self.rnn(x, lengths)[0]
 
     def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         tags = batch["tags"]
