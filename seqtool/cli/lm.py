@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import err_console, run_training, status, training_command, write
+from seqtool.cli._common import err_console, run_training, training_command, write
 
 
 @training_command(
@@ -160,4 +160,3 @@ def generate(
         err_console().print(
             f"{produced} chars in {dt:.2f} s: {produced / max(dt, 1e-9):,.0f} chars/s"
         )
-    _ = status
