@@ -14,8 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from seqtool.errors import SeqtoolError
-
 _console = None
 
 
@@ -304,11 +302,3 @@ def run_training(task: str, train_cfg: Any, run: dict, **task_options: Any) -> N
         f"saved {summary['output']} after {summary['steps']} steps in "
         f"{summary['elapsed_s'] / 60:.1f} min ({summary['stopped']}); best dev: {detail}"
     )
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0")
-
-
-def fail(msg: str) -> None:
-    raise SeqtoolError(msg)

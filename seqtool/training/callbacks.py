@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,11 +173,3 @@ class TimeLimit(Callback):
     def on_step_end(self, trainer: Trainer, loss: float | None) -> None:
         if trainer.elapsed >= self.seconds:
             trainer.stop(f"time limit of {self.seconds / 60:g} min reached")
-
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
-def now() -> float:
-    return time.perf_counter()
