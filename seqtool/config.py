@@ -54,6 +54,7 @@ class BackboneConfig(_Config):
     dropout: float = 0.0  # between stacked layers
     embedding_dropout: float = 0.0
     padding_idx: int | None = 0
+    weight_dropout: float = 0.0  # DropConnect on hidden-to-hidden weights (training only)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -62,7 +63,7 @@ class BackboneConfig(_Config):
             raise ConfigError(f"layers must be >= 1, not {self.layers}")
         if self.hidden_size < 1 or self.embedding_dim < 1 or self.vocab_size < 1:
             raise ConfigError("hidden size, embedding size and vocabulary size must be >= 1")
-        for name in ("dropout", "embedding_dropout"):
+        for name in ("dropout", "embedding_dropout", "weight_dropout"):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), not {p}")
@@ -99,6 +100,7 @@ class TrainConfig(_Config):
     device: str = "auto"
     precision: str = "fp32"  # fp32 | bf16
     log_every: int = 20
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0: off
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "linear", "constant"):
@@ -115,3 +117,5 @@ class TrainConfig(_Config):
             raise ConfigError(f"learning rate must be > 0, not {self.lr}")
         if self.steps < 0 or self.epochs <= 0:
             raise ConfigError("steps must be >= 0 and epochs > 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema must be in [0, 1), not {self.ema}")

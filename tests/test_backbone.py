@@ -116,3 +116,28 @@ def test_per_length_path_equals_packing(cell, bi):
         packed, st_packed = rnn.forward_packed(x, lengths, state)
     assert torch.allclose(dense, packed, atol=1e-6)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(st_dense, st_packed, strict=True))
+
+
+def test_weight_dropout_masks_recurrence_in_training_only():
+    from seqtool.backbone import Recurrent
+
+    torch.manual_seed(0)
+    r = Recurrent(6, 8, layers=2, cell="lstm", bidirectional=True, weight_dropout=0.5)
+    plain = Recurrent(6, 8, layers=2, cell="lstm", bidirectional=True)
+    plain.load_state_dict(r.state_dict())
+    x = torch.randn(4, 7, 6)
+    lengths = torch.tensor([7, 7, 5, 3])
+    r.eval(), plain.eval()
+    assert torch.equal(r(x, lengths)[0], plain(x, lengths)[0])  # inference: no dropout
+    r.train(), plain.train()
+    torch.manual_seed(1)
+    out, _ = r(x, lengths)
+    assert not torch.allclose(out, plain(x, lengths)[0])
+    # One mask per batch: the per-length path and the packed path agree under the same draw.
+    torch.manual_seed(1)
+    packed, _ = r.forward_packed(x, lengths)
+    assert torch.allclose(out, packed, atol=1e-6)
+    out.sum().backward()
+    assert r.rnn.weight_hh_l0.grad.abs().sum() > 0 and r.rnn.weight_ih_l0.grad.abs().sum() > 0
+    # The module's own weights are untouched by the masking.
+    assert torch.equal(r.rnn.weight_hh_l0, plain.rnn.weight_hh_l0)

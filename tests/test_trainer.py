@@ -119,3 +119,56 @@ def test_time_budget_schedule_follows_elapsed_time(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "m.run" / "metrics.jsonl").open()]
     lrs = [r["lr"] for r in rows if "lr" in r]
     assert lrs[0] > 0.009 and lrs[-1] < 0.003  # decayed towards min_lr_ratio * lr by the end
+
+
+class Capture(Callback):
+    """Keeps the trainer so a test can look at its state after fit()."""
+
+    def on_train_start(self, trainer):
+        self.trainer = trainer
+
+
+def test_ema_is_evaluated_and_saved_and_resumes_exactly(tmp_path):
+    cfg = _cfg(seed=5, ema=0.9, steps=30, eval_every=30)
+    full = tmp_path / "full.safetensors"
+    cap = Capture()
+    _train(full, cfg, callbacks=[cap])
+    ema = cap.trainer.ema
+    params = [p.detach() for p in cap.trainer.model.parameters()]
+    assert ema is not None and any(not torch.equal(a, b) for a, b in zip(ema, params, strict=True))
+    # The saved (best) model holds the average; last.safetensors the raw weights to resume from.
+    saved = list(api.load(full).parameters())
+    assert all(torch.equal(a, b) for a, b in zip(saved, ema, strict=True))
+    last = list(api.load(tmp_path / "full.run" / "last.safetensors").parameters())
+    assert all(torch.equal(a, b) for a, b in zip(last, params, strict=True))
+    # The dev score logged is the averaged model's.
+    dev_logged = _log(full)[1][-1]["nats_per_char"]
+    assert dev_logged == pytest.approx(
+        api.load(full).evaluate(cap.trainer.dev)["nats_per_char"], abs=1e-4
+    )
+    # Interrupt + resume continues the average exactly.
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Interrupted):
+        _train(part, cfg, callbacks=[InterruptAt(13)])
+    _train(part, cfg, resume=True)
+    a, b = api.load(full).state_dict(), api.load(part).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_averaged_weights_swaps_in_and_back(tmp_path):
+    cap = Capture()
+    _train(tmp_path / "m.safetensors", _cfg(steps=5, ema=0.5, eval_every=5), callbacks=[cap])
+    t = cap.trainer
+    before = [p.detach().clone() for p in t.model.parameters()]
+    with t.averaged_weights():
+        inside = [p.detach().clone() for p in t.model.parameters()]
+    after = list(t.model.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(inside, t.ema, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_ema_out_of_range_is_a_config_error():
+    from seqtool.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ema"):
+        TrainConfig(ema=1.0)

@@ -8,6 +8,7 @@ low-overhead inference `stepper()` over the same weights for generation and deco
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -33,10 +34,12 @@ class Recurrent(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         forget_bias: float = 0.0,
+        weight_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.cell, self.hidden_size, self.layers = cell, hidden_size, layers
         self.bidirectional = bidirectional
+        self.weight_dropout = weight_dropout
         kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         self.rnn = _MODULES[cell](
             input_size,
@@ -76,31 +79,47 @@ class Recurrent(nn.Module):
     ) -> tuple[torch.Tensor, State]:
         """x (B, T, E), lengths (B,) or None -> outputs (B, T, D*H), final state."""
         hx = None if state is None else (state if self.cell == "lstm" else state[0])
+        run = self._runner()
         if lengths is None:
-            out, hn = self.rnn(x, hx)
+            out, hn = run(x, hx)
             return out, (hn if isinstance(hn, tuple) else (hn,))
         lens = lengths.tolist()
         distinct = set(lens)
         if distinct == {x.size(1)}:  # no padding: nothing to pack
-            out, hn = self.rnn(x, hx)
+            out, hn = run(x, hx)
             return out, (hn if isinstance(hn, tuple) else (hn,))
         # torch's CPU kernels run a packed batch ~2x slower than a dense one; a length-bucketed
         # batch has few distinct lengths, so one dense call per length is exact and faster.
         if x.device.type == "cpu" and len(distinct) <= 3 and 0 not in distinct:
-            return self._per_length(x, lens, distinct, hx)
-        return self.forward_packed(x, lengths, state)
+            return self._per_length(x, lens, distinct, hx, run)
+        return self.forward_packed(x, lengths, state, run)
+
+    def _runner(self):
+        """The fused module, or, in training with weight dropout, the fused module over
+        hidden-to-hidden weights with one DropConnect mask for the whole batch (AWD-LSTM's
+        WeightDrop): it regularises the recurrence without breaking the fused kernel."""
+        if not (self.training and self.weight_dropout > 0):
+            return self.rnn
+        from torch.func import functional_call
+
+        dropped = {
+            name: F.dropout(p, self.weight_dropout, training=True)
+            for name, p in self.rnn.named_parameters()
+            if name.startswith("weight_hh")
+        }
+        return lambda inp, hx: functional_call(self.rnn, dropped, (inp, hx))
 
     def forward_packed(
-        self, x: torch.Tensor, lengths: torch.Tensor, state: State | None = None
+        self, x: torch.Tensor, lengths: torch.Tensor, state: State | None = None, run=None
     ) -> tuple[torch.Tensor, State]:
         """The packed-sequence path (any lengths, any device)."""
         hx = None if state is None else (state if self.cell == "lstm" else state[0])
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, hn = self.rnn(packed, hx)
+        out, hn = (run or self._runner())(packed, hx)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
         return out, (hn if isinstance(hn, tuple) else (hn,))
 
-    def _per_length(self, x, lens, distinct, hx) -> tuple[torch.Tensor, State]:
+    def _per_length(self, x, lens, distinct, hx, run) -> tuple[torch.Tensor, State]:
         """Rows of each length through one dense call; outputs past a row's length are 0."""
         B, T = x.shape[:2]
         out, final = None, None
@@ -109,7 +128,7 @@ class Recurrent(nn.Module):
             h0 = None
             if hx is not None:
                 h0 = tuple(h[:, rows] for h in hx) if isinstance(hx, tuple) else hx[:, rows]
-            o, hn = self.rnn(x[rows, :n], h0)  # (b, n, D*H)
+            o, hn = run(x[rows, :n], h0)  # (b, n, D*H)
             hn = hn if isinstance(hn, tuple) else (hn,)
             if out is None:
                 out = o.new_zeros(B, T, o.size(-1))
@@ -141,7 +160,13 @@ class Backbone(nn.Module):
             cfg.vocab_size, cfg.embedding_dim, cfg.padding_idx, cfg.embedding_dropout
         )
         self.rnn = Recurrent(
-            cfg.embedding_dim, cfg.hidden_size, cfg.layers, cfg.cell, cfg.bidirectional, cfg.dropout
+            cfg.embedding_dim,
+            cfg.hidden_size,
+            cfg.layers,
+            cfg.cell,
+            cfg.bidirectional,
+            cfg.dropout,
+            weight_dropout=cfg.weight_dropout,
         )
 
     @property

@@ -148,6 +148,17 @@ _TRAIN_OPTIONS: list[tuple[str, Any, Any, Any]] = [
         ),
     ),
     (
+        "ema",
+        float,
+        0.0,
+        typer.Option(
+            "--ema",
+            help="Evaluate and save an exponential moving average of the weights with this "
+            "decay, e.g. 0.999 (0: off). Often a better model than the last weights.",
+            rich_help_panel="Training",
+        ),
+    ),
+    (
         "seed",
         int,
         0,
@@ -217,12 +228,19 @@ _BACKBONE_OPTIONS = {
     "dropout": (float, "Dropout between stacked layers."),
     "embedding_dropout": (float, "Dropout on token embeddings."),
     "bidirectional": (bool, "Run a second recurrent stack right-to-left."),
+    "weight_dropout": (
+        float,
+        "DropConnect on the recurrent layers' hidden-to-hidden weights, one mask per batch "
+        "(AWD-LSTM's weight drop; 0: off).",
+    ),
 }
 
 
 def training_command(**backbone_defaults: Any):
     """Decorate a `train TASK` command: adds the shared training and backbone options and
     passes them packed as `train_cfg` (TrainConfig), `backbone` (dict) and `run` (dict)."""
+
+    backbone_defaults.setdefault("weight_dropout", 0.0)
 
     def deco(fn):
         sig = inspect.signature(fn)

@@ -116,6 +116,7 @@ class Tagger(TaskModel):
             bb.cell,
             bb.bidirectional,
             bb.dropout,
+            weight_dropout=bb.weight_dropout,
         )
         self.dropout = nn.Dropout(bb.dropout)
         self.head = nn.Linear(self.rnn.output_size, config.num_tags)

@@ -11,10 +11,11 @@ Files of a run with output `model.safetensors`:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -129,6 +130,10 @@ class Trainer:
             limit = min(t for t in (cfg.max_time, cfg.time_budget) if t > 0)
             self.callbacks.append(TimeLimit(limit))
         self.callbacks += callbacks or []
+        # --ema: a moving average of the weights, used for evaluation and the saved model.
+        self.ema: list[torch.Tensor] | None = None
+        if cfg.ema > 0:
+            self.ema = [p.detach().clone() for p in model.parameters()]
         self.step = 0
         self.best: float | None = None
         self.best_metrics: dict[str, float] = {}
@@ -157,6 +162,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "train_config": self.cfg.to_dict(),
+            "ema": self.ema,
         }
 
     def _resume_path(self) -> Path:
@@ -201,6 +207,11 @@ class Trainer:
         self.train_data.load_state_dict(state["data"])
         self.best, self.best_metrics = state["best"], dict(state["best_metrics"])
         self.elapsed = float(state["elapsed"])
+        if self.ema is not None:
+            saved = state.get("ema")
+            if saved is None:  # resumed with --ema from a run without it: start averaging now
+                saved = [p.detach().clone() for p in self.model.parameters()]
+            self.ema = [t.to(self.device) for t in saved]
         for cb, s in zip(self.callbacks, state["callbacks"], strict=False):
             cb.load_state_dict(s)
 
@@ -224,6 +235,32 @@ class Trainer:
     def request_interrupt(self) -> None:
         """What Ctrl-C does: stop after the current step, save, raise Interrupted."""
         self._interrupted = True
+
+    # -- weight average ----------------------------------------------------------------------
+
+    def _update_ema(self) -> None:
+        assert self.ema is not None
+        # Short memory early on, so the average is not dominated by the random init.
+        decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            params = [p.detach() for p in self.model.parameters()]
+            torch._foreach_lerp_(self.ema, params, 1.0 - decay)
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """Within: the model holds the averaged weights (no-op without --ema)."""
+        if self.ema is None:
+            yield
+            return
+        params = list(self.model.parameters())
+        with torch.no_grad():
+            current = [p.detach().clone() for p in params]
+            torch._foreach_copy_([p.data for p in params], self.ema)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_([p.data for p in params], current)
 
     # -- loop --------------------------------------------------------------------------------
 
@@ -280,6 +317,8 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
+                if self.ema is not None:
+                    self._update_ema()
                 self.elapsed += time.perf_counter() - t0
                 window_tokens += ntokens * self.world
                 loss_sum += loss.detach()
@@ -304,13 +343,15 @@ class Trainer:
                 at_end = self.step == self.total_steps or self._stop_reason is not None
                 if self.dev is not None and (self.step % self.eval_every == 0 or at_end):
                     t_eval = time.perf_counter()
-                    self._after_eval(self.evaluate())
+                    with self.averaged_weights():
+                        self._after_eval(self.evaluate())
                     window_start += time.perf_counter() - t_eval  # keep eval out of tok/s
                     self.save_resume()
         except KeyboardInterrupt:
             self.save_resume()
             if self.dev is None and self.is_main:
-                model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
+                with self.averaged_weights():
+                    model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
             for cb in self.callbacks:
                 cb.on_train_end(self)
             raise Interrupted(
@@ -321,7 +362,8 @@ class Trainer:
             for sig, old in old_handlers.items():
                 signal.signal(sig, old)
         if self.dev is None and self.is_main:
-            model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
+            with self.averaged_weights():
+                model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
         self.save_resume()
         for cb in self.callbacks:
             cb.on_train_end(self)
