@@ -28,7 +28,7 @@ GATES: dict[str, tuple[str, ...]] = {
 }
 GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks per cell: h~; i f g o; r z n
 DIRECTIONS = ("forward", "backward")
-INITS = ("torch", "forget-bias")
+INITS = ("torch", "forget-bias", "chrono")
 
 
 def parse_cells(spec: str) -> list[str]:
@@ -203,16 +203,37 @@ def summarize(
 
 
 def make_recurrent(
-    cell: str, input_size: int, hidden: int, layers: int = 1, init: str = "torch"
+    cell: str,
+    input_size: int,
+    hidden: int,
+    layers: int = 1,
+    init: str = "torch",
+    horizon: int = 100,
 ) -> nn.RNNBase:
     """A freshly initialised fused module. init 'torch': torch's defaults (U(±1/√H) for every
-    weight and bias); 'forget-bias': the same with the LSTM forget-gate bias at +1."""
+    weight and bias); 'forget-bias': the same with the LSTM forget-gate bias at +1; 'chrono':
+    gate biases drawn for time scales up to `horizon` steps (Tallec & Ollivier 2018): LSTM
+    forget bias log U(1, horizon - 1) and input bias its negative, GRU update-gate bias the
+    same. A tanh RNN has no gate, so every init leaves it at torch's defaults."""
     if init not in INITS:
         raise SeqtoolError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
     if init == "forget-bias":
         return Recurrent(input_size, hidden, layers, cell, forget_bias=1.0).rnn
     cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
-    return cls(input_size, hidden, num_layers=layers, batch_first=True)
+    rnn = cls(input_size, hidden, num_layers=layers, batch_first=True)
+    if init == "chrono" and cell != "rnn":
+        H = hidden
+        with torch.no_grad():
+            for name, p in rnn.named_parameters():
+                if name.startswith("bias_hh"):
+                    p.zero_()  # the whole gate bias lives in bias_ih
+                elif name.startswith("bias_ih"):
+                    b = torch.log(torch.empty(H).uniform_(1, max(2, horizon - 1)))
+                    if cell == "lstm":  # gates i, f, g, o
+                        p[:H], p[H : 2 * H] = -b, b
+                    else:  # gru gates r, z, n; h' = (1 - z) n + z h, so z is "keep"
+                        p[H : 2 * H] = b
+    return rnn
 
 
 def scale_recurrent_weights(rnn: nn.RNNBase, scale: float) -> None:
@@ -262,7 +283,7 @@ def fresh_gradients(
             for r in range(repeats):
                 with torch.random.fork_rng(devices=[]):  # leave the caller's RNG alone
                     torch.manual_seed(seed + r)
-                    rnn = make_recurrent(cell, input_size, hidden, layers, init).double()
+                    rnn = make_recurrent(cell, input_size, hidden, layers, init, length).double()
                     scale_recurrent_weights(rnn, weight_scale)
                     x = torch.randn(batch, length, input_size, dtype=torch.float64)
                     readout = torch.randn(hidden, dtype=torch.float64) / math.sqrt(hidden)

@@ -372,3 +372,23 @@ def test_every_command_works_on_other_tasks(task, tmp_path):
     r = _invoke("inspect", "params", out, "--format", "jsonl")
     rows = {x_["component"]: x_["params"] for x_ in map(json.loads, r.stdout.splitlines())}
     assert rows.pop("total") == sum(p.numel() for p in model.parameters()) == sum(rows.values())
+
+
+def test_chrono_init_gives_gated_cells_long_memory_and_leaves_the_rnn_alone():
+    kw = dict(length=60, hidden=16, input_size=8, batch=4, repeats=2, seed=1)
+    chrono = {
+        c.cell: c for c in inspection.fresh_gradients(["rnn", "lstm", "gru"], init="chrono", **kw)
+    }
+    torch_init = {
+        c.cell: c for c in inspection.fresh_gradients(["rnn", "lstm", "gru"], init="torch", **kw)
+    }
+    assert chrono["rnn"].norms == torch_init["rnn"].norms  # no gate: the same cell
+    rnn_mem = chrono["rnn"].effective_memory
+    for cell in ("lstm", "gru"):
+        mem = chrono[cell].effective_memory
+        assert mem is None or mem > 3 * rnn_mem
+        assert chrono[cell].decay_per_step > torch_init[cell].decay_per_step
+    lstm = inspection.make_recurrent("lstm", 8, 16, init="chrono", horizon=60)
+    b = lstm.bias_ih_l0.detach()
+    assert torch.equal(b[:16], -b[16:32]) and b[16:32].min() >= 0 and b[16:32].max() <= math.log(59)
+    assert lstm.bias_hh_l0.abs().sum() == 0

@@ -21,9 +21,14 @@ def err_console():
     """The stderr console for status, progress and tables (stdout carries data only)."""
     global _console
     if _console is None:
+        import sys
+
         from rich.console import Console
 
-        _console = Console(stderr=True)
+        # Redirected to a file or a pipe, rich would assume 80 columns and cut wide tables;
+        # COLUMNS still wins when set.
+        wide = not sys.stderr.isatty() and "COLUMNS" not in os.environ
+        _console = Console(stderr=True, width=200 if wide else None)
     return _console
 
 

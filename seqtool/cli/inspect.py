@@ -213,10 +213,12 @@ def gradients(
     init: Annotated[
         str,
         typer.Option(
-            help="torch (torch's default init, as `seqtool train` starts) | forget-bias "
-            "(the same with LSTM forget-gate bias +1)."
+            help="chrono (gate biases for time scales up to --length steps, Tallec & Ollivier "
+            "2018: what a gated cell can keep) | torch (torch's default init, as `seqtool "
+            "train` starts: every gate near 0.5) | forget-bias (torch's, LSTM forget bias +1). "
+            "The tanh RNN has no gate: torch's init under all three."
         ),
-    ] = "torch",
+    ] = "chrono",
     weight_scale: Annotated[
         float,
         typer.Option(help="Multiply every W_hh by this: < 1 vanishes faster, > 1 can explode."),
