@@ -60,6 +60,13 @@ def train(
         ),
     ] = "unigram",
     vocab_size: Annotated[int, typer.Option(help="Vocabulary size for unigram/bpe.")] = 16000,
+    tokenizer_sample: Annotated[
+        int,
+        typer.Option(
+            help="unigram/bpe learn from at most this many characters of training text "
+            "(every k-th row; bounds memory on big tables); 0: all rows."
+        ),
+    ] = 10_000_000,
     pool: Annotated[
         str,
         typer.Option(help="last (final forward+backward states) | max | mean (over real tokens)."),
@@ -123,6 +130,7 @@ def train(
         label_column=label_column,
         tokenizer=tokenizer,
         vocab_size=vocab_size,
+        tokenizer_sample=tokenizer_sample,
         pool=pool,
         head_dropout=head_dropout,
         max_length=max_length,

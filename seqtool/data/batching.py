@@ -10,47 +10,49 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 
 def bucket_batches(
-    lengths: Sequence[int],
+    lengths: Sequence[int] | np.ndarray,
     max_tokens: int = 0,
     batch_size: int = 32,
     shuffle: bool = True,
     seed: int = 0,
     epoch: int = 0,
-) -> list[list[int]]:
-    """Indices grouped into batches of similar length.
+) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (one int64 array per batch).
 
     With `max_tokens` > 0 a batch holds as many sequences as fit in max_tokens counted with
     padding (longest * count); otherwise `batch_size` sequences. Shuffled: sort by length
     with random tie-breaks inside chunks of 100 batches, then shuffle the batch order.
+    Indices live in numpy arrays, not Python lists, so millions of examples take megabytes.
     """
     n = len(lengths)
     if n == 0:
         return []
+    lengths = np.asarray(lengths)
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(n, generator=g).tolist() if shuffle else list(range(n))
+    order = torch.randperm(n, generator=g).numpy() if shuffle else np.arange(n)
     # Sort within large pools so batches are homogeneous yet differ between epochs.
     pool = max(batch_size, 1) * 100
-    batches: list[list[int]] = []
+    batches: list[np.ndarray] = []
     for s in range(0, n, pool):
-        chunk = sorted(order[s : s + pool], key=lambda i: lengths[i])
-        cur: list[int] = []
-        longest = 0
-        for i in chunk:
-            new_longest = max(longest, lengths[i])
-            too_big = (max_tokens > 0 and new_longest * (len(cur) + 1) > max_tokens) or (
-                max_tokens <= 0 and len(cur) >= batch_size
-            )
-            if cur and too_big:
-                batches.append(cur)
-                cur, new_longest = [], lengths[i]
-            cur.append(i)
+        chunk = order[s : s + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]  # ties keep the random order
+        if max_tokens <= 0:
+            step = max(batch_size, 1)
+            batches += np.split(chunk, range(step, len(chunk), step))
+            continue
+        cur, longest = 0, 0  # start of the open batch in chunk, its longest sequence
+        for k, length in enumerate(lengths[chunk].tolist()):
+            new_longest = max(longest, length)
+            if k > cur and new_longest * (k - cur + 1) > max_tokens:
+                batches.append(chunk[cur:k])
+                cur, new_longest = k, length
             longest = new_longest
-        if cur:
-            batches.append(cur)
+        batches.append(chunk[cur:])
     if shuffle:
         perm = torch.randperm(len(batches), generator=g).tolist()
         batches = [batches[i] for i in perm]
@@ -81,7 +83,7 @@ class BucketedSource:
         max_tokens: int = 0,
         seed: int = 0,
     ) -> None:
-        self.lengths, self.collate = list(lengths), collate
+        self.lengths, self.collate = np.asarray(lengths), collate
         self.batch_size, self.max_tokens, self.seed = batch_size, max_tokens, seed
         self.epoch, self.pos = 0, 0
         self.rank, self.world = 0, 1
@@ -97,7 +99,7 @@ class BucketedSource:
         if self.pos >= len(self._batches):
             self.epoch, self.pos = self.epoch + 1, 0
             self._batches = self._make(self.epoch)
-        idx = self._batches[self.pos]
+        idx = self._batches[self.pos].tolist()
         self.pos += 1
         if self.world > 1:  # this rank's slice of the global batch (at least one example)
             from seqtool.training.distributed import shard_slice
@@ -121,4 +123,5 @@ def eval_batches(
     lengths: Sequence[int], batch_size: int = 64, max_tokens: int = 0
 ) -> Iterator[list[int]]:
     """Deterministic length-sorted batches for evaluation and prediction."""
-    yield from bucket_batches(lengths, max_tokens, batch_size, shuffle=False)
+    for batch in bucket_batches(lengths, max_tokens, batch_size, shuffle=False):
+        yield batch.tolist()

@@ -1,21 +1,25 @@
 """Labelled tables (CSV, TSV, JSONL) for the classifier.
 
-Training data is loaded with `datasets` (local files only, never the network); when it fails
-or a row is bad, a plain Python pass over the file finds the line to name in the error.
-Prediction input is streamed with the `csv`/`json` modules so memory stays bounded.
+Training data is loaded with `datasets` (local files only, never the network) into its Arrow
+cache on disk; rows are then read back a chunk at a time, so a table of millions of rows is
+checked and tokenized with bounded memory and only a small label id per row is held. When
+loading fails or a row is bad, a plain Python pass over the file finds the line to name in
+the error. Prediction input is streamed with the `csv`/`json` modules.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from seqtool.data.text import check_input_path
 from seqtool.errors import DataError, SeqtoolError
@@ -31,23 +35,58 @@ _EXT = {
 }
 
 csv.field_size_limit(1 << 30)  # long reviews are fine; the default 128 KiB limit is not
+CHUNK_ROWS = 10_000  # rows converted to Python objects at a time
 
 
 def detect_format(path: str | Path, default: str = "csv") -> str:
     return _EXT.get(Path(str(path)).suffix.lower(), default)
 
 
-@dataclass
-class Labelled:
-    texts: list[str]
-    labels: list[str]
-    path: str
+class LabelledTable:
+    """A checked labelled table. Its rows stay in `datasets`' Arrow file on disk; in memory
+    are one label code per row (int32, an index into `label_names`) and a few counts."""
+
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        text_column: str,
+        dataset: Any,
+        codes: np.ndarray,
+        label_names: list[str],
+        chars: int,
+    ) -> None:
+        self.path, self.fmt, self.text_column, self.dataset = path, fmt, text_column, dataset
+        self.codes, self.label_names, self.chars = codes, label_names, chars
+        self._hash: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def labels(self) -> list[str]:
+        """Every row's label as a string (a Python list: for small tables)."""
+        return [self.label_names[c] for c in self.codes.tolist()]
+
+    def iter_texts(self, rows: int = CHUNK_ROWS) -> Iterator[list[str]]:
+        """The texts (as strings) a chunk of rows at a time, in row order."""
+        for (texts,) in iter_columns(self.dataset, [self.text_column], rows):
+            yield [t if type(t) is str else str(t) for t in texts]
+
+    def content_hash(self) -> str:
+        """sha256 of the file's bytes, the key of token caches built from it."""
+        if self._hash is None:
+            from seqtool.data.rows import file_hash
+
+            self._hash = file_hash([self.path])
+        return self._hash
 
 
 def read_labelled(
     path: str | Path, text_column: str = "text", label_column: str = "label", fmt: str | None = None
-) -> Labelled:
-    """All (text, label) rows of a CSV/TSV/JSONL file, checked; DataError names the line."""
+) -> LabelledTable:
+    """A CSV/TSV/JSONL file of (text, label) rows, checked in one streamed pass; DataError
+    names the line of the first bad row."""
     p = check_input_path(path)
     fmt = fmt or detect_format(p)
     if fmt not in FORMATS:
@@ -61,19 +100,50 @@ def read_labelled(
                 f"(choose with --{role}-column)",
                 str(p),
             )
-    texts, labels = table[text_column], table[label_column]
-    if not texts:
+    n = table.num_rows
+    if not n:
         raise DataError("no rows", str(p))
-    for i, (t, y) in enumerate(zip(texts, labels, strict=True)):
-        if t is None or not str(t).strip():
-            raise DataError(
-                f"empty text in column {text_column!r}", str(p), _line_of_row(p, fmt, i)
-            )
-        if y is None or not str(y).strip():
-            raise DataError(
-                f"empty label in column {label_column!r}", str(p), _line_of_row(p, fmt, i)
-            )
-    return Labelled([str(t) for t in texts], [str(y).strip() for y in labels], str(p))
+    codes = np.empty(n, dtype=np.int32)
+    names: dict[str, int] = {}
+    chars = row = 0
+    for texts, labels in iter_columns(table, [text_column, label_column]):
+        for t, y in zip(texts, labels, strict=True):
+            if t is None or not (t := t if type(t) is str else str(t)).strip():
+                raise DataError(
+                    f"empty text in column {text_column!r}", str(p), _line_of_row(p, fmt, row)
+                )
+            if y is None or not (y := str(y).strip()):
+                raise DataError(
+                    f"empty label in column {label_column!r}", str(p), _line_of_row(p, fmt, row)
+                )
+            codes[row] = names.setdefault(y, len(names))
+            chars += len(t)
+            row += 1
+    return LabelledTable(str(p), fmt, text_column, table, codes, list(names), chars)
+
+
+def iter_columns(dataset: Any, columns: list[str], rows: int = CHUNK_ROWS) -> Iterator[list[list]]:
+    """The values of `columns` as Python lists, at most `rows` rows at a time, in row order.
+
+    The Arrow files are read as streams, not through datasets' memory map: pages of a map
+    stay resident once touched, so one pass over a big table would raise RSS by its size."""
+    import pyarrow as pa
+
+    files = [f["filename"] for f in dataset.cache_files]
+
+    def batches() -> Iterator[Any]:
+        if not files:  # an in-memory dataset
+            yield from dataset.data.to_batches()
+            return
+        for name in files:
+            with pa.OSFile(name) as f:
+                yield from pa.ipc.open_stream(f)
+
+    features = dataset.features  # decodes what Arrow stores encoded (mixed JSON as Json)
+    for batch in batches():
+        for start in range(0, batch.num_rows, rows):
+            part = batch.slice(start, rows)
+            yield [features.decode_column(part.column(c).to_pylist(), c) for c in columns]
 
 
 def _load_with_datasets(p: Path, fmt: str) -> Any:
@@ -100,11 +170,40 @@ def _load_with_datasets(p: Path, fmt: str) -> Any:
         if fmt == "tsv":
             kwargs["quoting"] = csv.QUOTE_NONE
     try:
-        return datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
+        # What load_dataset does, minus opening the result as a memory-mapped Dataset: that
+        # maps pages of the whole Arrow file in (RSS grows with the table). The Arrow files
+        # it wrote are read as streams instead (iter_columns).
+        b = datasets.load_dataset_builder(builder, data_files=str(p), **kwargs)
+        b.download_and_prepare()
+        table = _ArrowFiles.of(b)
+        return table if table is not None else b.as_dataset(split="train")
     except Exception as e:  # pandas/arrow parse errors: find the line ourselves
         _diagnose_structure(p, fmt, quick=False)
         first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise DataError(f"cannot read as {fmt}: {first}", str(p)) from None
+
+
+class _ArrowFiles:
+    """The train split a datasets builder prepared, as its Arrow files on disk: the part of
+    the Dataset interface iter_columns and read_labelled use, with nothing mapped."""
+
+    def __init__(self, files: list[str], features: Any, num_rows: int) -> None:
+        self.cache_files = [{"filename": f} for f in files]
+        self.features, self.num_rows = features, num_rows
+        self.column_names = list(features)
+
+    @classmethod
+    def of(cls, builder: Any) -> _ArrowFiles | None:
+        """None when the files are not laid out as expected (another datasets version):
+        the caller then opens the Dataset the usual way."""
+        split = (builder.info.splits or {}).get("train")
+        features = builder.info.features
+        if split is None or features is None:
+            return None
+        files = sorted(glob.glob(os.path.join(glob.escape(builder.cache_dir), "*-train*.arrow")))
+        if not files or len(files) != len(split.shard_lengths or [0]):
+            return None
+        return cls(files, features, split.num_examples)
 
 
 def _diagnose_structure(p: Path, fmt: str, quick: bool) -> None:

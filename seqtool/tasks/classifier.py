@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +23,9 @@ from seqtool.errors import CheckpointError, ConfigError, SeqtoolError
 from seqtool.tasks.base import TaskModel
 
 POOLS = ("last", "max", "mean")
+# A unigram/bpe tokenizer trained here learns from at most this many characters of training
+# text (evenly spread rows): sentencepiece needs ~20 bytes of memory per character.
+TOKENIZER_SAMPLE_CHARS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -48,14 +52,20 @@ class ClassifierConfig(_Config):
 
 @dataclass
 class Encoded:
-    """Token ids and label ids of a labelled set, ready for batching."""
+    """Token ids and label ids of a labelled set, ready for batching. `ids` is a list of id
+    lists or, for tables read from files, `Rows` on disk (read as they are batched)."""
 
-    ids: list[list[int]]
-    labels: list[int]
+    ids: Sequence[Sequence[int]]
+    labels: Sequence[int]
 
     @property
-    def lengths(self) -> list[int]:
-        return [len(x) for x in self.ids]
+    def lengths(self) -> Sequence[int]:
+        return _lengths(self.ids)
+
+
+def _lengths(ids: Sequence[Sequence[int]]) -> Sequence[int]:
+    known = getattr(ids, "lengths", None)  # Rows hold theirs in memory
+    return known if known is not None else [len(x) for x in ids]
 
 
 def truncate(ids: list[int], max_length: int) -> list[int]:
@@ -135,15 +145,15 @@ class Classifier(TaskModel):
         return [truncate(x, self.config.max_length) or [eos] for x in ids]
 
     @torch.inference_mode()
-    def predict_ids(self, ids: list[list[int]], batch_size: int = 256) -> torch.Tensor:
-        """Class probabilities (N, C) for encoded texts, in input order."""
+    def predict_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities (N, C) for encoded texts (id lists or Rows), in input order."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
         probs = torch.empty(len(ids), self.config.num_labels)
-        lengths = [len(x) for x in ids]
+        lengths = _lengths(ids)
         # Cap tokens per batch too, so a batch of long reviews stays cache-sized.
-        max_tokens = max(batch_size * 32, max(lengths, default=1))
+        max_tokens = max(batch_size * 32, int(max(lengths, default=1)))
         for idx in eval_batches(lengths, batch_size, max_tokens):
             x, lens = pad([ids[i] for i in idx], self.tokenizer.pad_id)
             logits = self(x.to(device), lens.to(device))
@@ -174,10 +184,11 @@ class Classifier(TaskModel):
         per_set: dict[str, float] = {}
         for name, enc in groups:
             p = self.predict_ids(enc.ids).argmax(-1).tolist()
+            g = [int(y) for y in enc.labels]
             if name:
-                hits = sum(a == b for a, b in zip(p, enc.labels, strict=True))
+                hits = sum(a == b for a, b in zip(p, g, strict=True))
                 per_set[f"accuracy_{name}"] = hits / max(1, len(p))
-            gold += enc.labels
+            gold += g
             pred += p
         metrics = classification_metrics(gold, pred, self.labels)
         if len(groups) > 1:  # per-set accuracies right after the headline (progress shows 4)
@@ -247,34 +258,57 @@ def report(metrics: dict[str, Any], console: Any) -> None:
 # -- data, training setup ------------------------------------------------------------------------
 
 
-def encode_labelled(model: Classifier, table: Any, unknown_ok: bool = False) -> Encoded:
-    """Encode a Labelled table; labels the model does not know are an error (or -1 when
-    unknown_ok, which evaluation counts as wrong)."""
+def label_ids(model: Classifier, table: Any, unknown_ok: bool = False) -> np.ndarray:
+    """Every row's label as the model's label id (int32 array); labels the model does not know
+    are an error (or -1 when unknown_ok, which evaluation counts as wrong)."""
     from seqtool.errors import DataError
 
     index = {name: i for i, name in enumerate(model.labels)}
-    labels = []
-    for y in table.labels:
-        j = index.get(y)
-        if j is None:
-            if not unknown_ok:
-                raise DataError(
-                    f"label {y!r} is not one of the model's labels ({', '.join(model.labels)})",
-                    table.path,
-                )
-            j = -1
-        labels.append(j)
-    return Encoded(model.encode(table.texts), labels)
+    lut = np.array([index.get(y, -1) for y in table.label_names], dtype=np.int32)
+    if not unknown_ok and (lut < 0).any():
+        y = table.label_names[int(np.flatnonzero(lut < 0)[0])]  # the first to appear
+        raise DataError(
+            f"label {y!r} is not one of the model's labels ({', '.join(model.labels)})",
+            table.path,
+        )
+    return lut[table.codes]
+
+
+def encode_table(model: Classifier, table: Any) -> Any:
+    """Token ids of every row of a LabelledTable as `Rows`, from the on-disk row cache:
+    tokenized a chunk at a time on first use, reused by any later run with the same file,
+    tokenizer and options."""
+    from seqtool.data import rows
+
+    tok, cfg = model.tokenizer, model.config
+    key = rows.cache_key(
+        "classifier",
+        table.content_hash(),
+        table.fmt,
+        table.text_column,
+        tok.kind,
+        tok.to_bytes(),
+        f"lowercase={cfg.lowercase} max_length={cfg.max_length}",
+    )
+
+    def build(writer: Any) -> None:
+        for texts in table.iter_texts():
+            writer.add(model.encode(texts))
+
+    return rows.Rows([rows.cached(key, tok.vocab_size - 1, build)])
+
+
+def encode_labelled(model: Classifier, table: Any, unknown_ok: bool = False) -> Encoded:
+    """Encode a LabelledTable (see label_ids for unknown labels)."""
+    return Encoded(encode_table(model, table), label_ids(model, table, unknown_ok))
 
 
 def _collate(data: Encoded, pad_id: int):
+    labels = torch.as_tensor(np.asarray(data.labels))
+
     def collate(idx: list[int]) -> dict[str, torch.Tensor]:
         ids, lengths = pad([data.ids[i] for i in idx], pad_id)
-        return {
-            "ids": ids,
-            "lengths": lengths,
-            "labels": torch.tensor([data.labels[i] for i in idx]),
-        }
+        return {"ids": ids, "lengths": lengths, "labels": labels[idx].long()}
 
     return collate
 
@@ -332,35 +366,37 @@ def prepare(
     max_tokens: int = 0,
     lowercase: bool = False,
     init_from: str | None = None,
+    tokenizer_sample: int = TOKENIZER_SAMPLE_CHARS,
     resume_header: Any = None,
 ) -> tuple[Classifier, BucketedSource, Any]:
-    """Read labelled files, build (or reuse) tokenizer and model; return (model, source, dev)."""
-    from seqtool import checkpoint
-    from seqtool.data.tabular import Labelled, read_labelled
-    from seqtool.tokenizers import build as build_tokenizer
+    """Read labelled files, build (or reuse) tokenizer and model; return (model, source, dev).
+
+    Tables stay on disk (Arrow, then the token row cache): memory holds a label id, a length
+    and an index per row, so files of millions of rows train with bounded memory."""
+    from seqtool import checkpoint, tokenizers
+    from seqtool.data.rows import Rows
+    from seqtool.data.tabular import read_labelled
 
     if not files:
         raise SeqtoolError("give at least one training file")
     tables = [read_labelled(f, text_column, label_column) for f in files]
-    texts = [t for tb in tables for t in tb.texts]
-    ys = [y for tb in tables for y in tb.labels]
-    classes = sorted(set(ys))
+    classes = sorted({y for tb in tables for y in tb.label_names})
     if len(classes) < 2:
         raise SeqtoolError(
             f"label column {label_column!r} holds one class only ({classes[0]!r}); "
             "a classifier needs at least two"
         )
-    dev_sets = [read_labelled(f, text_column, label_column) for f in dev or []]
-    if not dev_sets and dev_fraction > 0:
+    dev_tables = [read_labelled(f, text_column, label_column) for f in dev or []]
+    n = sum(len(tb) for tb in tables)
+    train_rows, held = np.arange(n, dtype=np.int64), None  # example -> row of the tables
+    if not dev_tables and dev_fraction > 0:
         if not 0 < dev_fraction < 1:
             raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
         # A seeded random hold-out (files are often sorted by label).
         g = torch.Generator().manual_seed(train_cfg.seed)
-        perm = torch.randperm(len(texts), generator=g).tolist()
-        k = max(1, int(len(texts) * dev_fraction))
-        held, kept = perm[:k], perm[k:]
-        dev_sets = [Labelled([texts[i] for i in held], [ys[i] for i in held], "held-out")]
-        texts, ys = [texts[i] for i in kept], [ys[i] for i in kept]
+        perm = torch.randperm(n, generator=g).numpy()
+        k = max(1, int(n * dev_fraction))
+        held, train_rows = perm[:k], perm[k:]
     lm_header = checkpoint.read_header(init_from) if init_from else None
     if lm_header is not None:
         checkpoint.expect_task(lm_header, "lm", "train classifier --init-from")
@@ -376,14 +412,14 @@ def prepare(
             for k in ("embedding_dim", "hidden_size", "layers", "cell"):
                 backbone[k] = lm_bb[k]
             if tokenizer not in ("unigram", "bpe", "char"):
-                other = build_tokenizer(tokenizer, [], vocab_size)
+                other = tokenizers.build(tokenizer, [], vocab_size)
                 if other.to_bytes() != tok.to_bytes():
                     raise SeqtoolError(
                         f"--tokenizer {tokenizer} differs from the tokenizer of {init_from}"
                     )
         else:
-            tok = build_tokenizer(
-                tokenizer, [t.lower() for t in texts] if lowercase else texts, vocab_size
+            tok = _build_tokenizer(
+                tokenizer, tables, train_rows, lowercase, vocab_size, tokenizer_sample
             )
         backbone.setdefault("bidirectional", True)
         config = ClassifierConfig(
@@ -398,7 +434,12 @@ def prepare(
     model.text_column, model.label_column = text_column, label_column
     if init_from and resume_header is None:
         _init_from_lm(model, init_from)
-    train_data = encode_labelled(model, Labelled(texts, ys, "train"))
+    ids = Rows([encode_table(model, tb).stores[0] for tb in tables])  # all rows, in file order
+    labels = np.concatenate([label_ids(model, tb, unknown_ok=True) for tb in tables])
+    if (labels[train_rows] < 0).any():  # resumed on labels the model was not built for
+        for tb in tables:
+            label_ids(model, tb)  # raises, naming the file and the label
+    train_data = Encoded(ids.select(train_rows), labels[train_rows])
     source = BucketedSource(
         train_data.lengths,
         _collate(train_data, tok.pad_id),
@@ -407,12 +448,64 @@ def prepare(
         seed=train_cfg.seed,
     )
     dev_data: Any = None
-    if dev_sets:
+    if dev_tables:
         encoded = [
-            (_set_name(d.path), encode_labelled(model, d, unknown_ok=True)) for d in dev_sets
+            (_set_name(d.path), encode_labelled(model, d, unknown_ok=True)) for d in dev_tables
         ]
         dev_data = encoded if len(encoded) > 1 else encoded[0][1]
+    elif held is not None:
+        dev_data = Encoded(ids.select(held), labels[held])
     return model, source, dev_data
+
+
+def _build_tokenizer(
+    spec: str, tables: list[Any], rows: np.ndarray, lowercase: bool, vocab_size: int, sample: int
+) -> Any:
+    """A tokenizer from --tokenizer: trained on the texts of `rows` (the training rows, in
+    training order) or loaded from a file. Characters come from every row, streamed;
+    sentencepiece learns from every row too when they hold at most `sample` characters
+    (0: no limit), else from every k-th row (in training order: a random spread when a dev
+    set was held out), so its memory stays bounded."""
+    from seqtool import tokenizers
+    from seqtool.tokenizers import CharTokenizer
+
+    if spec not in tokenizers.SPECS:
+        return tokenizers.build(spec, [], vocab_size)
+    want = np.zeros(sum(len(tb) for tb in tables), dtype=bool)
+    want[rows] = True
+    if spec == "char":  # no sample needed: a set of characters is small
+        chars: set[str] = set()
+        for start, texts in _iter_all_texts(tables):
+            keep = want[start : start + len(texts)].tolist()
+            # Lowercased one text at a time, as encode does (a final sigma depends on context).
+            kept = (t for t, k in zip(texts, keep, strict=True) if k)
+            chars.update("".join(t.lower() for t in kept) if lowercase else "".join(kept))
+        return CharTokenizer(chars)
+    total = sum(tb.chars for tb in tables)
+    stride = max(1, -(-total // sample)) if sample > 0 else 1
+    texts = _gather_texts(tables, rows[::stride])
+    return tokenizers.build(spec, [t.lower() for t in texts] if lowercase else texts, vocab_size)
+
+
+def _iter_all_texts(tables: list[Any]) -> Any:
+    """(first row, texts) chunks over the tables joined in order."""
+    start = 0
+    for tb in tables:
+        for texts in tb.iter_texts():
+            yield start, texts
+            start += len(texts)
+
+
+def _gather_texts(tables: list[Any], rows: np.ndarray) -> list[str]:
+    """The texts of `rows` (over the tables joined), in that order, in one streamed pass."""
+    where = np.full(sum(len(tb) for tb in tables), -1, dtype=np.int64)
+    where[rows] = np.arange(len(rows))
+    out: list[str] = [""] * len(rows)
+    for start, texts in _iter_all_texts(tables):
+        pos = where[start : start + len(texts)]
+        for k in np.flatnonzero(pos >= 0).tolist():
+            out[pos[k]] = texts[k]
+    return out
 
 
 def _set_name(path: str) -> str:

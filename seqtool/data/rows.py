@@ -1,0 +1,189 @@
+"""Token-id rows (one variable-length row per example) cached on disk by content hash.
+
+A training table of millions of rows would take ~100 bytes a token as Python lists of ids.
+Here it is tokenized once, chunk by chunk, into a flat int16/int32 file plus row offsets under
+$SEQTOOL_CACHE/rows, keyed by the data's content hash, the tokenizer and the encoding options,
+so the next run on the same data skips tokenizing. Rows are read with pread, as
+corpus.TokenFile reads windows: random access through a memory map would leave the pages it
+touched resident, and RSS would creep towards the file's size over a long run. Only the
+offsets (8 bytes a row) stay in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqtool.data.corpus import cache_dir
+
+VERSION = "1"  # bump when the stored layout or an encoder's output changes
+HASH_BLOCK = 4 << 20
+
+
+def file_hash(paths: Iterable[str | Path]) -> str:
+    """sha256 over the bytes of the files (streamed, bounded memory)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(b"\0file\0")
+        with open(p, "rb") as f:
+            while block := f.read(HASH_BLOCK):
+                h.update(block)
+    return h.hexdigest()
+
+
+def cache_key(*parts: str | bytes) -> str:
+    """A key from the parts that decide a cache entry's content (length-prefixed, so
+    ("ab", "c") and ("a", "bc") differ)."""
+    h = hashlib.sha256(VERSION.encode())
+    for part in parts:
+        b = part.encode() if isinstance(part, str) else part
+        h.update(len(b).to_bytes(8, "little") + b)
+    return h.hexdigest()[:32]
+
+
+def id_dtype(max_id: int) -> np.dtype:
+    return np.dtype("int16" if max_id <= 32767 else "int32")
+
+
+class RowStore:
+    """Rows of ids on disk: row i is ids[offsets[i]:offsets[i+1]], read with pread."""
+
+    def __init__(self, path: Path, offsets: np.ndarray, dtype: np.dtype) -> None:
+        self.path, self.offsets, self.dtype = path, offsets, np.dtype(dtype)
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets).astype(np.int32)
+
+    def row(self, i: int) -> np.ndarray:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        size = self.dtype.itemsize
+        buf = bytearray(os.pread(self._fd, (b - a) * size, a * size))  # writable for torch
+        return np.frombuffer(buf, dtype=self.dtype)
+
+
+class RowWriter:
+    """Appends rows to temporary files beside the cache entry; `commit` renames them in."""
+
+    def __init__(self, directory: Path, dtype: np.dtype) -> None:
+        self.dir, self.dtype = directory, np.dtype(dtype)
+        fd, self._tmp = tempfile.mkstemp(prefix=".rows.", dir=directory)
+        self._out = os.fdopen(fd, "wb")
+        self._offsets = [np.zeros(1, dtype=np.int64)]
+        self._total = 0
+
+    def add(self, rows: Sequence[Sequence[int]]) -> None:
+        """Append a chunk of rows (lists or arrays of ids)."""
+        if not len(rows):
+            return
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        n = int(lengths.sum())
+        flat = np.fromiter(chain.from_iterable(rows), dtype=self.dtype, count=n)
+        self._out.write(flat.tobytes())
+        self._offsets.append(self._total + np.cumsum(lengths))
+        self._total += n
+
+    def commit(self, key: str) -> RowStore:
+        self._out.close()
+        offsets = np.concatenate(self._offsets)
+        path = self.dir / f"{key}.ids"
+        tmp_off = self.dir / f".{key}.{os.getpid()}.offsets.npy"
+        np.save(tmp_off, offsets, allow_pickle=False)
+        os.replace(self._tmp, path)
+        os.replace(tmp_off, self.dir / f"{key}.offsets.npy")
+        meta = {"rows": len(offsets) - 1, "tokens": self._total, "dtype": self.dtype.name}
+        tmp_meta = self.dir / f".{key}.{os.getpid()}.json"
+        tmp_meta.write_text(json.dumps(meta))
+        os.replace(tmp_meta, self.dir / f"{key}.json")  # last: its presence marks a whole entry
+        return RowStore(path, offsets, self.dtype)
+
+    def discard(self) -> None:
+        self._out.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+
+def _load(d: Path, key: str) -> RowStore | None:
+    try:
+        meta = json.loads((d / f"{key}.json").read_text())
+        dtype = np.dtype(meta["dtype"])
+        path = d / f"{key}.ids"
+        offsets = np.load(d / f"{key}.offsets.npy", allow_pickle=False)
+        ok = (
+            offsets.ndim == 1
+            and len(offsets) == meta["rows"] + 1
+            and int(offsets[-1]) == meta["tokens"]
+            and path.stat().st_size == meta["tokens"] * dtype.itemsize
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or damaged: rebuilt
+    return RowStore(path, offsets.astype(np.int64, copy=False), dtype) if ok else None
+
+
+def cached(key: str, max_id: int, build: Callable[[RowWriter], None]) -> RowStore:
+    """The cache entry `key`, built by `build(writer)` when absent (ids in [0, max_id])."""
+    d = cache_dir() / "rows"
+    store = _load(d, key)
+    if store is not None:
+        return store
+    d.mkdir(parents=True, exist_ok=True)
+    writer = RowWriter(d, id_dtype(max_id))
+    try:
+        build(writer)
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.commit(key)
+
+
+class Rows:
+    """Examples as a selection of rows from one or more stores, in a given order (several
+    files, a training or held-out split). Lengths are kept in memory; rows are read on
+    demand."""
+
+    def __init__(
+        self,
+        stores: Sequence[RowStore],
+        index: np.ndarray | None = None,
+        _all_lengths: np.ndarray | None = None,
+    ) -> None:
+        self.stores = list(stores)
+        self._starts = np.cumsum([0, *(len(s) for s in self.stores)])
+        if _all_lengths is None:
+            parts = [s.lengths for s in self.stores]
+            _all_lengths = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+        self._all_lengths = _all_lengths
+        total = int(self._starts[-1])
+        self.index = np.arange(total, dtype=np.int64) if index is None else np.asarray(index)
+        self.lengths = _all_lengths[self.index]  # (N,) int32
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        g = int(self.index[j])
+        k = int(np.searchsorted(self._starts, g, side="right")) - 1
+        return self.stores[k].row(g - int(self._starts[k]))
+
+    def __iter__(self) -> Any:
+        return (self[j] for j in range(len(self)))
+
+    def select(self, index: np.ndarray) -> Rows:
+        """The rows at positions `index` of this selection."""
+        return Rows(self.stores, self.index[np.asarray(index, dtype=np.int64)], self._all_lengths)
