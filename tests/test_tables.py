@@ -263,3 +263,73 @@ def test_a_million_row_table_trains_in_bounded_memory(tmp_path):
     for _ in range(2):
         peak_mb, _, code = peak_rss_mb(cmd, {**os.environ, **env})
         assert code == 0 and peak_mb < 900, peak_mb
+
+
+# -- translator pairs ------------------------------------------------------------------------------
+
+PAIRS = ROOT / "corpora" / "translation-sample.tsv"
+
+
+def test_pair_file_streams_what_read_pairs_reads(tmp_path, monkeypatch):
+    from seqtool.data import parallel
+
+    monkeypatch.setattr(parallel, "CHUNK_PAIRS", 7)
+    f = tmp_path / "p.tsv"
+    f.write_text("a b\tx\ty\n\n  \nc\t\n\td e\n" + PAIRS.read_text())
+    src, tgt = parallel.read_pairs(str(f))
+    pf = parallel.PairFile(str(f))
+    chunks = list(pf.iter_chunks())
+    assert [len(s) for s, _ in chunks[:-1]] == [7] * (len(chunks) - 1)
+    assert [x for s, _ in chunks for x in s] == src and [x for _, t in chunks for x in t] == tgt
+    assert pf.nonempty.tolist() == [bool(s) and bool(t) for s, t in zip(src, tgt, strict=True)]
+    assert pf.pairs(3, 9, 2) == (src[3:9:2], tgt[3:9:2])
+    assert tgt[0] == "x y" and pf.chars == sum(map(len, src + tgt))
+
+
+def test_pair_file_spools_stdin_and_names_it(tmp_path, monkeypatch):
+    import io
+
+    from seqtool.data import parallel
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(PAIRS.read_bytes())))
+    pf = parallel.PairFile("-")
+    spooled = pf.files[0]
+    assert list(pf.iter_pairs_one_by_one()) == list(parallel.iter_tsv(str(PAIRS)))
+    pf.close()
+    assert not Path(spooled).exists()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a\tb\nno tab\n")))
+    with pytest.raises(DataError, match="<stdin>:2"):
+        parallel.PairFile("-")
+
+
+@pytest.mark.parametrize("n_src,n_tgt", [(3, 2), (2, 4)])
+def test_unequal_parallel_files_give_both_counts(tmp_path, n_src, n_tgt):
+    from seqtool.data import parallel
+    from seqtool.errors import SeqtoolError
+
+    (tmp_path / "s").write_text("s\n" * n_src)
+    (tmp_path / "t").write_text("t\n" * n_tgt)
+    with pytest.raises(SeqtoolError, match=f"has {n_src} lines but .* has {n_tgt};"):
+        parallel.PairFile(source=str(tmp_path / "s"), target=str(tmp_path / "t"))
+
+
+def test_translator_rows_equal_encoding_python_lists(tmp_path, monkeypatch):
+    from seqtool.config import TrainConfig
+    from seqtool.data.parallel import read_pairs
+    from seqtool.tasks import translator as tr
+
+    monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(batch_size=8, seed=2)
+    bb = {"embedding_dim": 10, "hidden_size": 7}
+    model, source, _ = tr.prepare(cfg, bb, files=[str(PAIRS)], tokenizer="char", max_length=30)
+    src, tgt = read_pairs(str(PAIRS))
+    s_ids, t_ids = tr._encode_pairs(model, src, tgt)
+    keep = [i for i in range(len(src)) if len(s_ids[i]) <= 30 and len(t_ids[i]) < 30]
+    assert 0 < len(keep) < len(src)
+    batch = source.next_batch()
+    first = source._make(0)[0].tolist()
+    want = tr._Collate([s_ids[i] for i in keep], [t_ids[i] for i in keep])(first)
+    assert batch.keys() == want.keys()
+    for k in want:
+        assert torch.equal(batch[k], want[k]), k
+    assert len(list((tmp_path / "cache" / "rows").glob("*.ids"))) == 2  # source and target

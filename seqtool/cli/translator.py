@@ -92,6 +92,13 @@ def train(
         bool,
         typer.Option("--separate-vocab", help="One tokenizer per side instead of a joint one."),
     ] = False,
+    tokenizer_sample: Annotated[
+        int,
+        typer.Option(
+            help="bpe/unigram learn from at most this many characters of the pairs (every "
+            "k-th pair; bounds memory on big files); 0: all pairs."
+        ),
+    ] = 10_000_000,
     max_length: Annotated[
         int, typer.Option(help="Skip training pairs longer than this many tokens.")
     ] = 100,
@@ -137,6 +144,7 @@ def train(
         teacher_forcing=teacher_forcing,
         teacher_forcing_schedule=teacher_forcing_schedule,
         tokenizer=tokenizer,
+        tokenizer_sample=tokenizer_sample,
         vocab_size=vocab_size,
         separate_vocab=separate_vocab,
         max_length=max_length,

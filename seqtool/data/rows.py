@@ -154,8 +154,7 @@ def cached(key: str, max_id: int, build: Callable[[RowWriter], None]) -> RowStor
 
 class Rows:
     """Examples as a selection of rows from one or more stores, in a given order (several
-    files, a training or held-out split). Lengths are kept in memory; rows are read on
-    demand."""
+    files, a training or held-out split). Rows are read on demand."""
 
     def __init__(
         self,
@@ -165,13 +164,24 @@ class Rows:
     ) -> None:
         self.stores = list(stores)
         self._starts = np.cumsum([0, *(len(s) for s in self.stores)])
-        if _all_lengths is None:
-            parts = [s.lengths for s in self.stores]
-            _all_lengths = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         self._all_lengths = _all_lengths
         total = int(self._starts[-1])
         self.index = np.arange(total, dtype=np.int64) if index is None else np.asarray(index)
-        self.lengths = _all_lengths[self.index]  # (N,) int32
+        self._lengths: np.ndarray | None = None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) int32 row lengths, computed on first use (a few bytes per row)."""
+        if self._lengths is None:
+            self._lengths = self._store_lengths()[self.index]
+        return self._lengths
+
+    def _store_lengths(self) -> np.ndarray:
+        """Lengths of every row of the stores, shared by all selections from them."""
+        if self._all_lengths is None:
+            parts = [s.lengths for s in self.stores]
+            self._all_lengths = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+        return self._all_lengths
 
     def __len__(self) -> int:
         return len(self.index)
@@ -186,4 +196,5 @@ class Rows:
 
     def select(self, index: np.ndarray) -> Rows:
         """The rows at positions `index` of this selection."""
-        return Rows(self.stores, self.index[np.asarray(index, dtype=np.int64)], self._all_lengths)
+        index = self.index[np.asarray(index, dtype=np.int64)]
+        return Rows(self.stores, index, self._store_lengths())

@@ -16,9 +16,11 @@ from __future__ import annotations
 import base64
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +35,9 @@ from seqtool.tokenizers.base import BOS, EOS
 from seqtool.training.callbacks import Callback
 
 SCHEDULES = ("constant", "linear", "inverse-sigmoid")
+# A bpe/unigram tokenizer trained here learns from at most this many characters of the
+# training pairs (every k-th pair): sentencepiece needs ~20 bytes of memory per character.
+TOKENIZER_SAMPLE_CHARS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -471,15 +476,18 @@ def eval_data(model: Translator, src: list[str], tgt: list[str], beam: int = 1, 
 
 
 class _Collate:
-    def __init__(self, src: list[list[int]], tgt: list[list[int]]) -> None:
+    """Batches from id lists, or from `Rows` on disk (read as they are batched)."""
+
+    def __init__(self, src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]]) -> None:
         self.src, self.tgt = src, tgt
 
     def __call__(self, idx: list[int]) -> dict[str, torch.Tensor]:
         from seqtool.data.batching import pad
 
         src, src_len = pad([self.src[i] for i in idx])
-        tgt_in, _ = pad([[BOS] + self.tgt[i] for i in idx])  # BOS + target
-        tgt_out, _ = pad([self.tgt[i] + [EOS] for i in idx])  # target + EOS
+        tgt = [list(map(int, self.tgt[i])) for i in idx]
+        tgt_in, _ = pad([[BOS, *t] for t in tgt])  # BOS + target
+        tgt_out, _ = pad([[*t, EOS] for t in tgt])  # target + EOS
         return {"src": src, "src_len": src_len, "tgt_in": tgt_in, "tgt_out": tgt_out}
 
 
@@ -516,66 +524,130 @@ def prepare(
     teacher_forcing_schedule: str = "constant",
     max_length: int = 100,
     encoding_errors: str = "strict",
+    tokenizer_sample: int = TOKENIZER_SAMPLE_CHARS,
     resume_header: Any = None,
     **_: Any,
 ):
-    """Read pairs, build tokenizer(s) and model; return (model, train source, dev data)."""
+    """Read pairs, build tokenizer(s) and model; return (model, train source, dev data).
+
+    The pairs stay on disk: they are checked in one streamed pass and tokenized into the row
+    cache ($SEQTOOL_CACHE/rows); memory holds a few numbers per pair, so millions of pairs
+    train with bounded memory."""
     from seqtool.data.batching import BucketedSource
-    from seqtool.data.parallel import read_pairs
+    from seqtool.data.parallel import PairFile, read_pairs
 
     if files and len(files) > 1:
         raise SeqtoolError("give one TSV file (or --source and --target)")
-    src, tgt = read_pairs(files[0] if files else None, source, target, encoding_errors)
-    if dev is not None:
-        dev_src, dev_tgt = read_pairs(dev, encoding_errors=encoding_errors)
-    elif dev_fraction > 0:
-        if not 0 < dev_fraction < 1:
-            raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
-        cut = max(1, int(len(src) * (1 - dev_fraction)))
-        src, dev_src, tgt, dev_tgt = src[:cut], src[cut:], tgt[:cut], tgt[cut:]
-    else:
+    pairs = PairFile(files[0] if files else None, source, target, encoding_errors)
+    try:
+        n = len(pairs)
         dev_src = dev_tgt = None
-    if resume_header is not None:  # same tokenizers and config; the trainer loads weights
-        model = Translator.load(resume_header).train()
-    else:
-        src_tok, tgt_tok = build_tokenizers(tokenizer, src, tgt, vocab_size, separate_vocab)
-        if tgt_tok is None:
-            raise SeqtoolError("--separate-vocab needs bpe or unigram (trained here), not a file")
-        enc = BackboneConfig(vocab_size=src_tok.vocab_size, **backbone)
-        config = TranslatorConfig(
-            encoder=enc,
-            decoder_layers=decoder_layers or enc.layers,
-            decoder_hidden=decoder_hidden,
-            attention=attention,
-            input_feeding=input_feeding,
-            shared_vocab=not separate_vocab,
-            target_vocab_size=0 if not separate_vocab else tgt_tok.vocab_size,
-            output_dropout=enc.dropout if output_dropout is None else output_dropout,
-            label_smoothing=label_smoothing,
-            teacher_forcing=teacher_forcing,
-            teacher_forcing_schedule=teacher_forcing_schedule,
-        )
-        model = Translator(config, src_tok, tgt_tok)
-    s_ids, t_ids = _encode_pairs(model, src, tgt)
-    keep = [
-        i
-        for i in range(len(s_ids))
-        if src[i] and tgt[i] and len(s_ids[i]) <= max_length and len(t_ids[i]) < max_length
-    ]
-    if not keep:
+        if dev is not None:
+            dev_src, dev_tgt = read_pairs(dev, encoding_errors=encoding_errors)
+        elif dev_fraction > 0:
+            if not 0 < dev_fraction < 1:
+                raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
+            n = max(1, int(len(pairs) * (1 - dev_fraction)))
+            dev_src, dev_tgt = pairs.pairs(n)  # the tail
+        if resume_header is not None:  # same tokenizers and config; the trainer loads weights
+            model = Translator.load(resume_header).train()
+        else:
+            src_tok, tgt_tok = _train_tokenizers(
+                tokenizer, pairs, n, vocab_size, separate_vocab, tokenizer_sample
+            )
+            if tgt_tok is None:
+                raise SeqtoolError(
+                    "--separate-vocab needs bpe or unigram (trained here), not a file"
+                )
+            enc = BackboneConfig(vocab_size=src_tok.vocab_size, **backbone)
+            config = TranslatorConfig(
+                encoder=enc,
+                decoder_layers=decoder_layers or enc.layers,
+                decoder_hidden=decoder_hidden,
+                attention=attention,
+                input_feeding=input_feeding,
+                shared_vocab=not separate_vocab,
+                target_vocab_size=0 if not separate_vocab else tgt_tok.vocab_size,
+                output_dropout=enc.dropout if output_dropout is None else output_dropout,
+                label_smoothing=label_smoothing,
+                teacher_forcing=teacher_forcing,
+                teacher_forcing_schedule=teacher_forcing_schedule,
+            )
+            model = Translator(config, src_tok, tgt_tok)
+        s_ids, t_ids = _encode_pair_file(model, pairs)
+        nonempty = pairs.nonempty
+    finally:
+        pairs.close()
+    s_len, t_len = s_ids.lengths[:n], t_ids.lengths[:n]
+    keep = np.flatnonzero(nonempty[:n] & (s_len <= max_length) & (t_len < max_length))
+    if not len(keep):
         raise SeqtoolError(
             f"no training pairs with both sides non-empty and <= {max_length} tokens"
         )
-    s_ids, t_ids = [s_ids[i] for i in keep], [t_ids[i] for i in keep]
-    lengths = [max(len(a), len(b) + 1) for a, b in zip(s_ids, t_ids, strict=True)]
+    lengths = np.maximum(s_len[keep], t_len[keep] + 1)
     source_batches = BucketedSource(
-        lengths, _Collate(s_ids, t_ids), train_cfg.batch_size, seed=train_cfg.seed
+        lengths,
+        _Collate(s_ids.select(keep), t_ids.select(keep)),
+        train_cfg.batch_size,
+        seed=train_cfg.seed,
     )
     dev_data = None
     if dev_src:
         dev_data = eval_data(model, dev_src, dev_tgt, beam=1)
     random.seed(train_cfg.seed)
     return model, source_batches, dev_data
+
+
+def _train_tokenizers(
+    spec: str, pairs: Any, n: int, vocab_size: int, separate: bool, sample: int
+) -> tuple[Any, Any]:
+    """build_tokenizers on the first n pairs of a PairFile, streamed: characters from every
+    pair; sentencepiece from every pair when they hold at most `sample` characters (0: no
+    limit), else from every k-th pair, so its memory stays bounded."""
+    from seqtool import tokenizers
+
+    if spec not in tokenizers.SPECS:
+        return build_tokenizers(spec, [], [], vocab_size, separate)
+    if spec == "char":
+        src_chars: set[str] = set()
+        tgt_chars: set[str] = set()
+        seen = 0
+        for src, tgt in pairs.iter_chunks():
+            src, tgt = src[: n - seen], tgt[: n - seen]
+            src_chars.update("".join(src))
+            tgt_chars.update("".join(tgt))
+            seen += len(src)
+        if separate:
+            return tokenizers.CharTokenizer.train(
+                ["".join(src_chars)]
+            ), tokenizers.CharTokenizer.train(["".join(tgt_chars)])
+        tok = tokenizers.CharTokenizer.train(["".join(src_chars | tgt_chars)])
+        return tok, tok
+    step = max(1, -(-pairs.chars // sample)) if sample > 0 else 1
+    src, tgt = pairs.pairs(0, n, step)
+    return build_tokenizers(spec, src, tgt, vocab_size, separate)
+
+
+def _encode_pair_file(model: Translator, pairs: Any) -> tuple[Any, Any]:
+    """Source ids (+ EOS) and target ids of every pair as `Rows`, from the row cache:
+    tokenized a chunk at a time on first use, reused by later runs on the same data."""
+    from seqtool.data import rows
+
+    def side(name: str, tok: Any, encode: Any) -> Any:
+        key = rows.cache_key("translator", name, pairs.content_hash(), tok.kind, tok.to_bytes())
+
+        def build(writer: Any) -> None:
+            for chunk in pairs.iter_chunks():
+                writer.add(encode(chunk))
+
+        return rows.Rows([rows.cached(key, tok.vocab_size - 1, build)])
+
+    eos = model.tokenizer.eos_id
+    src = side(
+        "source", model.tokenizer, lambda c: [x + [eos] for x in model.tokenizer.encode(c[0])]
+    )
+    tgt = side("target", model.target_tokenizer, lambda c: model.target_tokenizer.encode(c[1]))
+    return src, tgt
 
 
 def train_callbacks() -> list[Callback]:
