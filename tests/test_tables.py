@@ -333,3 +333,39 @@ def test_translator_rows_equal_encoding_python_lists(tmp_path, monkeypatch):
     for k in want:
         assert torch.equal(batch[k], want[k]), k
     assert len(list((tmp_path / "cache" / "rows").glob("*.ids"))) == 2  # source and target
+
+
+# -- tagger sentences ------------------------------------------------------------------------------
+
+CONLLU = ROOT / "corpora" / "pos-sample.conllu"
+
+
+def test_tagger_batches_from_the_cache_equal_encoding_words(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from seqtool.config import TrainConfig
+    from seqtool.data.batching import pad
+    from seqtool.data.conllu import read_conllu_file
+    from seqtool.tasks import tagger
+
+    monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(batch_size=4, seed=3)
+    bb = {"embedding_dim": 10, "hidden_size": 7}
+    model, source, dev = tagger.prepare([str(CONLLU)] * 2, cfg, bb, dev_fraction=0.2)
+    sents = list(read_conllu_file(str(CONLLU))) * 2
+    cut = int(len(sents) * 0.8)
+    train = sents[:cut]
+    assert dev.words == [s.words for s in sents[cut:]]
+    counts = Counter(tagger.normalize(w) for s in train for w in s.words)
+    assert model.words == ["<pad>", "<unk>"] + sorted(counts, key=lambda w: (-counts[w], w))
+    assert model.tags == sorted({t for s in train for t in s.tags if t is not None})
+    for _ in range(3):
+        idx = source._make(source.epoch)[source.pos].tolist()
+        batch = source.next_batch()
+        want = model.encode([train[i].words for i in idx])
+        gold = [[model.tag_index.get(t, -100) for t in train[i].tags] for i in idx]
+        want["tags"], _ = pad(gold, -100)
+        assert list(batch) == list(want)
+        for k in want:
+            assert torch.equal(batch[k], want[k]), k
+    assert len(list((tmp_path / "cache" / "rows").glob("*.ids"))) == 4

@@ -152,6 +152,26 @@ def cached(key: str, max_id: int, build: Callable[[RowWriter], None]) -> RowStor
     return writer.commit(key)
 
 
+def cached_parts(
+    key: str, max_ids: dict[str, int], build: Callable[[dict[str, RowWriter]], None]
+) -> dict[str, RowStore]:
+    """Several stores written by one pass over the data (`build` gets a writer per name):
+    the cache entries `key.name`, all built again when any is missing."""
+    d = cache_dir() / "rows"
+    stores = {name: _load(d, f"{key}.{name}") for name in max_ids}
+    if all(s is not None for s in stores.values()):
+        return stores  # type: ignore[return-value]
+    d.mkdir(parents=True, exist_ok=True)
+    writers = {name: RowWriter(d, id_dtype(m)) for name, m in max_ids.items()}
+    try:
+        build(writers)
+    except BaseException:
+        for w in writers.values():
+            w.discard()
+        raise
+    return {name: w.commit(f"{key}.{name}") for name, w in writers.items()}
+
+
 class Rows:
     """Examples as a selection of rows from one or more stores, in a given order (several
     files, a training or held-out split). Rows are read on demand."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -346,70 +347,218 @@ def prepare(
     encoding_errors: str = "strict",
     resume_header=None,
 ):
-    """Read CoNLL-U, build vocabularies and the model; return (model, train source, dev)."""
+    """Read CoNLL-U, build vocabularies and the model; return (model, train source, dev).
+
+    Training sentences are streamed (one pass for counts, one for a held-out tail, one to
+    fill the row cache on first use) and batched from the cache, so memory holds the
+    vocabularies and a few numbers per sentence, not the sentences."""
     from seqtool import checkpoint
+    from seqtool.data.corpus import spool_stdin
     from seqtool.tokenizers import CharTokenizer
 
     check_tag_field(tag_field)
     if not files:
         raise SeqtoolError("give at least one training CoNLL-U file (or - for stdin)")
-    train = [s for f in files for s in _read(f, tag_field, encoding_errors)]
-    if dev is not None:
-        dev_sents = _read(dev, tag_field, encoding_errors)
-    elif dev_fraction > 0:
-        if not 0 < dev_fraction < 1:
-            raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
-        cut = max(1, int(len(train) * (1 - dev_fraction)))
-        if cut >= len(train):
-            raise SeqtoolError(
-                "too few sentences to hold out a dev set; pass --dev or --dev-fraction 0"
+    given = list(files)
+    files, spooled = spool_stdin(given)
+    try:
+        corpus = _Corpus(files, given, tag_field, encoding_errors)
+        n, dev_sents = len(corpus), None
+        if dev is not None:
+            dev_sents = _read(dev, tag_field, encoding_errors)
+        elif dev_fraction > 0:
+            if not 0 < dev_fraction < 1:
+                raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
+            n = max(1, int(len(corpus) * (1 - dev_fraction)))
+            if n >= len(corpus):
+                raise SeqtoolError(
+                    "too few sentences to hold out a dev set; pass --dev or --dev-fraction 0"
+                )
+            dev_sents = corpus.hold_out(n)
+        counts = corpus.words
+        if resume_header is not None:
+            config = TaggerConfig.from_dict(resume_header.config)
+            model = Tagger.from_parts(
+                config,
+                checkpoint.load_tokenizer(resume_header),
+                {k: resume_header.json(k) for k in ("words", "tags")},
             )
-        train, dev_sents = train[:cut], train[cut:]
-    else:
-        dev_sents = None
-    counts = Counter(normalize(w) for s in train for w in s.words)
-    if resume_header is not None:
-        config = TaggerConfig.from_dict(resume_header.config)
-        model = Tagger.from_parts(
-            config,
-            checkpoint.load_tokenizer(resume_header),
-            {k: resume_header.json(k) for k in ("words", "tags")},
-        )
-    else:
-        tags = sorted({t for s in train for t in (s.tags or []) if t is not None})
-        if not tags:
-            raise SeqtoolError(f"no {tag_field} tags in the training data (column all '_')")
-        words = ["<pad>", "<unk>"] + sorted(counts, key=lambda w: (-counts[w], w))
-        chars = CharTokenizer.train([w for s in train for w in s.words])
-        config = TaggerConfig(
-            backbone=BackboneConfig(vocab_size=len(words), **backbone),
-            num_tags=len(tags),
-            tag_field=tag_field,
-            char_vocab_size=chars.vocab_size,
-            char_dim=char_dim,
-            char_hidden=char_hidden,
-            word_dropout=word_dropout,
-        )
-        model = Tagger(config, chars, words, tags)
-    alpha = model.config.word_dropout
-    with torch.no_grad():
-        for w, i in model.word_index.items():
-            if i > UNK:
-                model.unk_prob[i] = alpha / (alpha + counts.get(w, 0)) if alpha > 0 else 0.0
-    sents = [s.words for s in train]
-    tag_id = model.tag_index.get
-    gold = [[IGNORE if t is None else tag_id(t, IGNORE) for t in s.tags] for s in train]
+        else:
+            tags = sorted(corpus.tags)
+            if not tags:
+                raise SeqtoolError(f"no {tag_field} tags in the training data (column all '_')")
+            words = ["<pad>", "<unk>"] + sorted(counts, key=lambda w: (-counts[w], w))
+            chars = CharTokenizer.train(["".join(corpus.chars)])
+            config = TaggerConfig(
+                backbone=BackboneConfig(vocab_size=len(words), **backbone),
+                num_tags=len(tags),
+                tag_field=tag_field,
+                char_vocab_size=chars.vocab_size,
+                char_dim=char_dim,
+                char_hidden=char_hidden,
+                word_dropout=word_dropout,
+            )
+            model = Tagger(config, chars, words, tags)
+        alpha = model.config.word_dropout
+        with torch.no_grad():
+            for w, i in model.word_index.items():
+                if i > UNK:
+                    model.unk_prob[i] = alpha / (alpha + counts.get(w, 0)) if alpha > 0 else 0.0
+        collate = _TagCollate(model, corpus.encode(model, n))
+    finally:
+        if spooled:
+            import os
 
-    def collate(idx: list[int]) -> dict[str, torch.Tensor]:
-        batch = model.encode([sents[i] for i in idx])
-        batch["tags"], _ = pad([gold[i] for i in idx], IGNORE)  # (B, T)
-        return batch
-
+            os.unlink(spooled)
     source = BucketedSource(
-        [len(s) for s in sents], collate, batch_size=train_cfg.batch_size, seed=train_cfg.seed
+        corpus.lengths[:n], collate, batch_size=train_cfg.batch_size, seed=train_cfg.seed
     )
     dev_data = model.tag_data(dev_sents) if dev_sents else None
     return model, source, dev_data
+
+
+class _Corpus:
+    """Training CoNLL-U files, streamed. One pass at construction checks them and keeps the
+    sentence lengths (int32) and counts of normalized words, tags and characters; the
+    sentences themselves are read again when needed."""
+
+    def __init__(
+        self, files: list[str], names: list[str], tag_field: str, encoding_errors: str
+    ) -> None:
+        self.files, self.names = files, names
+        self.tag_field, self.encoding_errors = tag_field, encoding_errors
+        self.words: Counter[str] = Counter()
+        self.tag_counts: Counter[str] = Counter()
+        self.char_counts: Counter[str] = Counter()
+        lengths: list[int] = []
+        for k in range(len(files)):
+            before = len(lengths)
+            for s in self._read(k):
+                lengths.append(len(s.words))
+                self._count(s, 1)
+            if len(lengths) == before:
+                raise SeqtoolError(f"{names[k]}: no sentences (empty CoNLL-U file?)")
+        self.lengths = np.array(lengths, dtype=np.int32)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def tags(self) -> list[str]:
+        return [t for t, c in self.tag_counts.items() if c > 0]
+
+    @property
+    def chars(self) -> list[str]:
+        return [ch for ch, c in self.char_counts.items() if c > 0]
+
+    def _read(self, k: int) -> Iterator[Sentence]:
+        from seqtool.data.conllu import read_conllu
+        from seqtool.data.text import iter_lines
+
+        name = "<stdin>" if self.names[k] == "-" else self.names[k]
+        lines = iter_lines(self.files[k], self.encoding_errors)
+        return read_conllu(lines, name, self.tag_field)
+
+    def sentences(self) -> Iterator[Sentence]:
+        for k in range(len(self.files)):
+            yield from self._read(k)
+
+    def _count(self, s: Sentence, sign: int) -> None:
+        add = Counter.update if sign > 0 else Counter.subtract
+        add(self.words, map(normalize, s.words))
+        add(self.tag_counts, [t for t in s.tags or [] if t is not None])
+        add(self.char_counts, "".join(s.words))
+
+    def hold_out(self, n: int) -> list[Sentence]:
+        """Sentences n: as a list; the counts are then those of the first n."""
+        tail = [s for i, s in enumerate(self.sentences()) if i >= n]
+        for s in tail:
+            self._count(s, -1)
+        self.words = +self.words  # drop words seen only in the tail
+        return tail
+
+    def content_hash(self) -> str:
+        from seqtool.data.rows import cache_key, file_hash
+
+        return cache_key(self.tag_field, self.encoding_errors, file_hash(self.files))
+
+    def encode(self, model: Tagger, n: int) -> dict[str, Any]:
+        """The first n sentences in the row cache: per sentence its word forms (ids of distinct
+        original forms, in order of first appearance) and tag ids; per form its char ids and
+        word id. Built in one pass on first use."""
+        import json
+
+        from seqtool.data import rows
+
+        key = rows.cache_key(
+            "tagger",
+            self.content_hash(),
+            str(n),
+            json.dumps([model.words, model.tags]),
+            model.tokenizer.to_bytes(),
+        )
+        big = 1 << 31
+
+        def build(out: dict[str, rows.RowWriter]) -> None:
+            forms: dict[str, int] = {}
+            tag_id = model.tag_index.get
+            f_rows: list[list[int]] = []
+            t_rows: list[list[int]] = []
+            for i, s in enumerate(self.sentences()):
+                if i >= n:
+                    break
+                f_rows.append([forms.setdefault(w, len(forms)) for w in s.words])
+                t_rows.append([IGNORE if t is None else tag_id(t, IGNORE) for t in s.tags or []])
+                if len(f_rows) >= 4096:
+                    out["forms"].add(f_rows)
+                    out["tags"].add(t_rows)
+                    f_rows, t_rows = [], []
+            out["forms"].add(f_rows)
+            out["tags"].add(t_rows)
+            get = model.word_index.get
+            out["form_words"].add([[get(normalize(f), UNK) for f in forms]])
+            names = list(forms)
+            for k in range(0, len(names), 4096):
+                chunk = [clip_word(f) for f in names[k : k + 4096]]
+                out["form_chars"].add(model.tokenizer.encode(chunk))
+
+        parts = rows.cached_parts(
+            key,
+            {"forms": big, "tags": len(model.tags), "form_words": big, "form_chars": big},
+            build,
+        )
+        return {
+            "forms": rows.Rows([parts["forms"]]),
+            "tags": rows.Rows([parts["tags"]]),
+            "form_words": parts["form_words"].row(0).astype(np.int64),
+            "form_chars": parts["form_chars"],
+        }
+
+
+class _TagCollate:
+    """Batches as Tagger.encode builds them from words, built here from the cached form ids:
+    distinct forms numbered in order of first appearance, their char ids, word ids, tags."""
+
+    def __init__(self, model: Tagger, data: dict[str, Any]) -> None:
+        self.forms, self.tags = data["forms"], data["tags"]
+        self.form_words, self.form_chars = data["form_words"], data["form_chars"]
+
+    def __call__(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        forms = [self.forms[i] for i in idx]
+        types: dict[int, int] = {}
+        type_ids = [[types.setdefault(f, len(types) + 1) for f in s.tolist()] for s in forms]
+        words, lengths = pad([self.form_words[s] for s in forms], PAD)
+        word_types, _ = pad(type_ids, 0)
+        chars, char_lengths = pad([self.form_chars.row(f) for f in types], PAD)
+        tags, _ = pad([self.tags[i] for i in idx], IGNORE)
+        return {
+            "words": words,  # (B, T)
+            "lengths": lengths,  # (B,)
+            "word_types": word_types,  # (B, T) index into the U distinct forms, 1-based
+            "chars": chars,  # (U, L)
+            "char_lengths": char_lengths,  # (U,)
+            "tags": tags,  # (B, T)
+        }
 
 
 def evaluate_file(
