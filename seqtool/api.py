@@ -12,7 +12,9 @@ from typing import Any
 from seqtool.config import TrainConfig
 from seqtool.errors import SeqtoolError
 
-RUNTIME_OPTIONS = {"threads", "device", "log_every", "max_time"}
+# May change on resume. A new --time-budget extends (or shortens) the run: the schedule is
+# then read against the new budget from the elapsed time so far.
+RUNTIME_OPTIONS = {"threads", "device", "log_every", "max_time", "time_budget"}
 
 
 def task_module(task: str) -> Any:

@@ -172,3 +172,13 @@ def test_ema_out_of_range_is_a_config_error():
 
     with pytest.raises(ConfigError, match="ema"):
         TrainConfig(ema=1.0)
+
+
+def test_resume_may_extend_the_time_budget(tmp_path):
+    out = tmp_path / "m.safetensors"
+    short = _cfg(steps=0, time_budget=0.01, warmup=0, eval_every=0)
+    first = _train(out, short)
+    assert first["stopped"].startswith("time limit")
+    longer = _cfg(steps=0, time_budget=0.03, warmup=0, eval_every=0)
+    second = _train(out, longer, resume=True)
+    assert second["steps"] > first["steps"] and second["elapsed_s"] >= 0.03 * 60
