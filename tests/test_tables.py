@@ -129,12 +129,16 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     assert rows.cached("k", 10, build).row(2).tolist() == [4] and len(built) == 2
 
 
-def test_rows_over_several_stores_select_in_order(tmp_path, monkeypatch):
+@pytest.mark.parametrize("in_memory", [0, 1 << 20])  # pread from disk, or slices of an array
+def test_rows_over_several_stores_select_in_order(tmp_path, monkeypatch, in_memory):
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path))
+    monkeypatch.setattr(rows, "IN_MEMORY_BYTES", in_memory)
     a = rows.cached("a", 99, lambda w: w.add([[1], [2, 2]]))
     b = rows.cached("b", 70000, lambda w: w.add([[3, 3, 3], [40000]]))  # int32 ids
     r = rows.Rows([a, b]).select(np.array([3, 0, 2]))
+    assert (a._ids is None) == (in_memory == 0)
     assert [x.tolist() for x in r] == [[40000], [1], [3, 3, 3]]
+    assert all(x.flags.writeable for x in r)  # torch takes them without a warning
     assert r.lengths.tolist() == [1, 1, 3]
     assert [x.tolist() for x in r.select(np.array([2, 0]))] == [[3, 3, 3], [40000]]
 

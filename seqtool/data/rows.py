@@ -6,7 +6,7 @@ $SEQTOOL_CACHE/rows, keyed by the data's content hash, the tokenizer and the enc
 so the next run on the same data skips tokenizing. Rows are read with pread, as
 corpus.TokenFile reads windows: random access through a memory map would leave the pages it
 touched resident, and RSS would creep towards the file's size over a long run. Only the
-offsets (8 bytes a row) stay in memory.
+offsets (8 bytes a row) stay in memory, and the ids of small stores (up to 32 MB).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from seqtool.data.corpus import cache_dir
 
 VERSION = "1"  # bump when the stored layout or an encoder's output changes
 HASH_BLOCK = 4 << 20
+IN_MEMORY_BYTES = 32 << 20  # stores up to this size are held in memory
 
 
 def file_hash(paths: Iterable[str | Path]) -> str:
@@ -59,6 +60,9 @@ class RowStore:
     def __init__(self, path: Path, offsets: np.ndarray, dtype: np.dtype) -> None:
         self.path, self.offsets, self.dtype = path, offsets, np.dtype(dtype)
         self._fd = os.open(path, os.O_RDONLY)
+        # Small stores (most training sets) are read once: a slice is cheaper than a pread.
+        size = int(offsets[-1]) * self.dtype.itemsize
+        self._ids = np.fromfile(path, dtype=self.dtype) if size <= IN_MEMORY_BYTES else None
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)
@@ -74,6 +78,8 @@ class RowStore:
 
     def row(self, i: int) -> np.ndarray:
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        if self._ids is not None:
+            return self._ids[a:b]
         size = self.dtype.itemsize
         buf = bytearray(os.pread(self._fd, (b - a) * size, a * size))  # writable for torch
         return np.frombuffer(buf, dtype=self.dtype)
