@@ -6,7 +6,7 @@ $SEQTOOL_CACHE/rows, keyed by the data's content hash, the tokenizer and the enc
 so the next run on the same data skips tokenizing. Rows are read with pread, as
 corpus.TokenFile reads windows: random access through a memory map would leave the pages it
 touched resident, and RSS would creep towards the file's size over a long run. Only the
-offsets (8 bytes a row) stay in memory, and the ids of small stores (up to 32 MB).
+offsets (8 bytes a row) stay in memory, and the ids of small stores (32 MB in all).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from seqtool.data.corpus import cache_dir
 
 VERSION = "1"  # bump when the stored layout or an encoder's output changes
 HASH_BLOCK = 4 << 20
-IN_MEMORY_BYTES = 32 << 20  # stores up to this size are held in memory
+IN_MEMORY_BYTES = 32 << 20  # ids of stores held in memory, at most, in all
+_held = 0  # bytes of ids held by live stores
 
 
 def file_hash(paths: Iterable[str | Path]) -> str:
@@ -61,13 +62,21 @@ class RowStore:
         self.path, self.offsets, self.dtype = path, offsets, np.dtype(dtype)
         self._fd = os.open(path, os.O_RDONLY)
         # Small stores (most training sets) are read once: a slice is cheaper than a pread.
-        size = int(offsets[-1]) * self.dtype.itemsize
-        self._ids = np.fromfile(path, dtype=self.dtype) if size <= IN_MEMORY_BYTES else None
+        # IN_MEMORY_BYTES bounds all stores held at once, however many files a run reads.
+        global _held
+        self._size = int(offsets[-1]) * self.dtype.itemsize
+        self._ids = None
+        if _held + self._size <= IN_MEMORY_BYTES:
+            self._ids = np.fromfile(path, dtype=self.dtype)
+            _held += self._size
 
     def __del__(self) -> None:
+        global _held
         fd = getattr(self, "_fd", None)
         if fd is not None:
             os.close(fd)
+        if getattr(self, "_ids", None) is not None:
+            _held -= self._size
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
