@@ -1,0 +1,220 @@
+"""Peak memory of `seqtool train classifier|translator|tagger` on millions of rows.
+
+Writes a synthetic table (a text,label CSV of 2.5 M ~125-character reviews, a TSV of 2.5 M
+sentence pairs, or 500,000 CoNLL-U sentences), trains a few steps on it twice (the first run
+reads and checks it (a CSV through `datasets`' Arrow cache), trains the tokenizer on a sample
+and tokenizes it into seqtool's row cache; the second reuses the caches) and the same command
+on its first 10,000 rows, and reports each run's peak RSS and wall time, against a plain
+reference that reads the table into Python lists of strings (measured on the same file in
+the same run).
+
+    python benchmarks/large_table_rss.py                          # classifier, 2.5 M rows
+    python benchmarks/large_table_rss.py --task translator
+    python benchmarks/large_table_rss.py --task tagger
+    python benchmarks/large_table_rss.py --rows 5000000 --tokenizer char --keep /data/big.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REFERENCE = """
+import csv, sys
+texts, labels = [], []
+with open(sys.argv[1], newline="", encoding="utf-8") as f:
+    for row in csv.DictReader(f):
+        texts.append(row["text"])
+        labels.append(row["label"])
+print(len(texts))
+"""
+
+REFERENCE_PAIRS = """
+import sys
+src, tgt = [], []
+with open(sys.argv[1], encoding="utf-8") as f:
+    for line in f:
+        s, _, t = line.rstrip("\\n").partition("\\t")
+        src.append(s)
+        tgt.append(t)
+print(len(src))
+"""
+
+REFERENCE_CONLLU = """
+import sys
+words, tags, w, t = [], [], [], []
+with open(sys.argv[1], encoding="utf-8") as f:
+    for line in f:
+        if line.strip():
+            if not line.startswith("#"):
+                cols = line.split("\\t")
+                w.append(cols[1])
+                t.append(cols[3])
+        elif w:
+            words.append(w)
+            tags.append(t)
+            w, t = [], []
+print(len(words))
+"""
+
+GOOD = ["great", "wonderful", "superb", "lovely", "moving", "brilliant", "fun", "charming"]
+BAD = ["awful", "boring", "dull", "weak", "messy", "tedious", "bland", "clumsy"]
+
+
+def _words(rng: random.Random) -> tuple[list[str], list[float]]:
+    """Made-up words and cumulative Zipf weights over them."""
+    syll = ["ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zi", "pa", "qu", "do", "fe", "gi"]
+    vocab = sorted({"".join(rng.choices(syll, k=rng.randint(1, 4))) for _ in range(20000)})
+    rng.shuffle(vocab)  # frequency rank independent of spelling
+    cum, total = [], 0.0
+    for r in range(len(vocab)):
+        total += 1 / (r + 1)
+        cum.append(total)
+    return vocab, cum
+
+
+def write_table(path: Path, rows: int, seed: int = 0) -> None:
+    """A CSV of `rows` synthetic reviews: Zipf-distributed made-up words, plus a few sentiment
+    words that decide the label (so the task is learnable)."""
+    rng = random.Random(seed)
+    vocab, cum = _words(rng)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("text,label\n")
+        for _ in range(rows):
+            words = rng.choices(vocab, cum_weights=cum, k=rng.randint(6, 22))
+            positive = rng.random() < 0.5
+            for _ in range(rng.randint(1, 2)):
+                words.insert(rng.randrange(len(words) + 1), rng.choice(GOOD if positive else BAD))
+            text = " ".join(words)
+            if rng.random() < 0.1:  # some quoting, as real CSVs have
+                text = f'"{text}, really"'
+            f.write(f"{text},{'positive' if positive else 'negative'}\n")
+
+
+def write_pairs(path: Path, rows: int, seed: int = 0) -> None:
+    """A TSV of `rows` synthetic sentence pairs: the target spells each source word backwards
+    and swaps neighbouring words (so there is something to learn)."""
+    rng = random.Random(seed)
+    vocab, cum = _words(rng)
+    with path.open("w", encoding="utf-8") as f:
+        for _ in range(rows):
+            words = rng.choices(vocab, cum_weights=cum, k=rng.randint(4, 18))
+            out = [w[::-1] for w in words]
+            for i in range(0, len(out) - 1, 2):
+                out[i], out[i + 1] = out[i + 1], out[i]
+            f.write(f"{' '.join(words)} .\t{' '.join(out)} .\n")
+
+
+def write_conllu(path: Path, rows: int, seed: int = 0) -> None:
+    """A CoNLL-U file of `rows` synthetic sentences; each made-up word has a fixed tag."""
+    rng = random.Random(seed)
+    vocab, cum = _words(rng)
+    upos = ["NOUN", "VERB", "ADJ", "ADV", "DET", "PRON", "ADP"]
+    tag = {w: upos[i % len(upos)] for i, w in enumerate(vocab)}
+    with path.open("w", encoding="utf-8") as f:
+        for _ in range(rows):
+            words = [*rng.choices(vocab, cum_weights=cum, k=rng.randint(4, 18)), "."]
+            f.write(f"# text = {' '.join(words)}\n")
+            for i, w in enumerate(words, 1):
+                f.write(f"{i}\t{w}\t_\t{tag.get(w, 'PUNCT')}\t_\t_\t_\t_\t_\t_\n")
+            f.write("\n")
+
+
+def peak_rss_mb(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(peak RSS of the child in MB, wall seconds, exit code)."""
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # a fresh child per measurement, so ru_maxrss is this command's alone
+        p = subprocess.run(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        if p.returncode:
+            sys.stderr.write(p.stderr[-2000:])
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        Path(env["RSS_OUT"]).write_text(f"{peak} {p.returncode}")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    peak, code = Path(env["RSS_OUT"]).read_text().split()
+    return int(peak) / 1024, time.perf_counter() - t0, int(code)
+
+
+SMALL_ROWS = 10_000
+TASKS = {
+    # task: (writer, suffix, rows, tokenizer, dev fraction, reference reading into lists)
+    "classifier": (write_table, ".csv", 2_500_000, "unigram", "0.001", REFERENCE),
+    "translator": (write_pairs, ".tsv", 2_500_000, "bpe", "0.0002", REFERENCE_PAIRS),
+    "tagger": (write_conllu, ".conllu", 500_000, None, "0.001", REFERENCE_CONLLU),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--task", choices=list(TASKS), default="classifier")
+    ap.add_argument("--rows", type=int, help="default: 2.5 M (tagger: 500,000 sentences)")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--tokenizer", help="unigram | bpe | char (default: the task's)")
+    ap.add_argument("--keep", help="write the table here and keep it")
+    ap.add_argument("--no-reference", action="store_true")
+    args = ap.parse_args()
+    write, suffix, rows, tokenizer, dev_fraction, reference = TASKS[args.task]
+    rows, tokenizer = args.rows or rows, args.tokenizer or tokenizer
+    work = Path(tempfile.mkdtemp(prefix="seqtool-table-rss-"))
+    big = Path(args.keep) if args.keep else work / f"big{suffix}"
+    if not big.is_file():
+        t0 = time.perf_counter()
+        write(big, rows)
+        print(f"wrote {big} in {time.perf_counter() - t0:.0f} s")
+    size_mb = big.stat().st_size / (1 << 20)
+    env = {
+        **os.environ,
+        "SEQTOOL_CACHE": str(work / "cache"),
+        "HF_DATASETS_CACHE": str(work / "hf"),  # datasets' Arrow copy of a CSV goes here
+        "RSS_OUT": str(work / "rss"),
+    }
+    cmd = [sys.executable, "-m", "seqtool", "train", args.task, str(big)]
+    cmd += ["-o", str(work / "m.safetensors"), "--steps", str(args.steps)]
+    cmd += ["--tokenizer", tokenizer] if tokenizer else []  # the tagger's vocabularies are fixed
+    cmd += ["--threads", "1", "--batch-size", "64"]
+    cmd += ["--dev-fraction", dev_fraction, "--eval-every", str(args.steps)]
+    print(f"{big.name}: {size_mb:,.0f} MB, {rows:,} rows; --tokenizer {tokenizer or '-'}")
+    first = 0.0
+    for label in ("first run (read + tokenize + cache)", "second run (caches reused)"):
+        mb, wall, code = peak_rss_mb(cmd, env)
+        print(
+            f"seqtool train {args.task}, {label}: peak RSS {mb:,.0f} MB, {wall:.0f} s, exit {code}"
+        )
+        first = first or mb
+    # The floor: the same command on a small slice (imports, model, optimizer, batches).
+    small = work / f"small{suffix}"
+    with big.open("rb") as src, small.open("wb") as dst:
+        dst.writelines(itertools.islice(src, SMALL_ROWS + (suffix == ".csv")))
+    mb, wall, code = peak_rss_mb([str(small) if c == str(big) else c for c in cmd], env)
+    print(
+        f"seqtool train {args.task}, the same command on the first {SMALL_ROWS:,} rows: "
+        f"peak RSS {mb:,.0f} MB, {wall:.0f} s, exit {code}"
+    )
+    if not args.no_reference:
+        mb, wall, code = peak_rss_mb([sys.executable, "-c", reference, str(big)], env)
+        print(
+            f"plain reference (the table read into Python lists of strings): peak RSS "
+            f"{mb:,.0f} MB, {wall:.0f} s, exit {code}"
+        )
+        print(f"ratio seqtool/reference peak RSS: {first / mb:.3f}")
+    if not args.keep:
+        big.unlink()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
