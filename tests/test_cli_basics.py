@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -49,3 +50,13 @@ def test_bad_option_value_is_one_line_exit_2(tmp_path):
     assert r.code == 2
     assert "nowhere.txt" in r.err and "Traceback" not in r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+def test_onednn_kernel_cache_is_capped_unless_the_user_sets_it():
+    code = "import os, seqtool; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "64"
+    env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "512"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "512"
