@@ -109,9 +109,13 @@ def main() -> None:
         return sum(x == y for s, r in zip(a, b, strict=True) for x, y in zip(s, r, strict=True))
 
     print(f"data: {args.data}: {len(sentences)} sentences, {ntok} tokens; 1 thread")
-    print(f"tags identical to reference: {agree(ours, ref)}/{ntok}; bf16 vs fp32: "
-          f"{agree(half, ours)}/{ntok}")
-    print(f"seqtool        {ntok / best_s:8,.0f} tokens/s  ({best_s:.2f} s, best of {args.repeats})")
+    print(
+        f"tags identical to reference: {agree(ours, ref)}/{ntok}; bf16 vs fp32: "
+        f"{agree(half, ours)}/{ntok}"
+    )
+    print(
+        f"seqtool        {ntok / best_s:8,.0f} tokens/s  ({best_s:.2f} s, best of {args.repeats})"
+    )
     print(f"reference      {ntok / best_r:8,.0f} tokens/s  ({best_r:.2f} s, plain PyTorch fp32)")
     print(f"ratio          {best_r / best_s:8.2f}x  (target: >= 5,000 tokens/s)")
     print(f"seqtool bf16   {ntok / best_b:8,.0f} tokens/s  ({best_b:.2f} s, --precision bf16)")

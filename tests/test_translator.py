@@ -24,8 +24,12 @@ def tiny_model(cell="lstm", attention="dot", input_feeding=False, layers=1, seed
     tok = CharTokenizer.train([s + t for s, t in PAIRS])
     cfg = tr.TranslatorConfig(
         encoder=BackboneConfig(
-            vocab_size=tok.vocab_size, embedding_dim=10, hidden_size=7, layers=layers,
-            cell=cell, bidirectional=True,
+            vocab_size=tok.vocab_size,
+            embedding_dim=10,
+            hidden_size=7,
+            layers=layers,
+            cell=cell,
+            bidirectional=True,
         ),
         decoder_layers=layers,
         attention=attention,
@@ -72,8 +76,13 @@ def test_attention_ignores_padding(kind):
 
 
 @pytest.mark.parametrize(
-    "cell,attention,feeding", [("lstm", "dot", False), ("gru", "additive", False),
-                               ("rnn", "none", False), ("lstm", "additive", True)]
+    "cell,attention,feeding",
+    [
+        ("lstm", "dot", False),
+        ("gru", "additive", False),
+        ("rnn", "none", False),
+        ("lstm", "additive", True),
+    ],
 )
 def test_fused_and_stepped_decoders_agree(cell, attention, feeding):
     """Teacher-forced logits from the fused pass equal the step-by-step pass through
@@ -143,8 +152,15 @@ def test_beam_one_equals_greedy():
 
     with torch.inference_mode():
         found = decoding.beam_search(
-            step, model._reorder, model._start(x, lengths), len(src), 2, 3,
-            model.max_lengths(lengths), beam=1, alpha=1.0,
+            step,
+            model._reorder,
+            model._start(x, lengths),
+            len(src),
+            2,
+            3,
+            model.max_lengths(lengths),
+            beam=1,
+            alpha=1.0,
         )
     assert [f[0].ids for f in found] == [h[0].ids for h in greedy]
     assert [f[0].logprob for f in found] == pytest.approx([h[0].logprob for h in greedy], abs=1e-4)
@@ -175,7 +191,15 @@ def test_beam_finds_higher_scoring_hypothesis_than_greedy():
     max_len = torch.tensor([5])
     g = decoding.greedy(step, state, 1, 2, 3, max_len)[0]
     beams = decoding.beam_search(
-        step, lambda s, i: s.index_select(0, i), state, 1, 2, 3, max_len, beam=3, alpha=0.0,
+        step,
+        lambda s, i: s.index_select(0, i),
+        state,
+        1,
+        2,
+        3,
+        max_len,
+        beam=3,
+        alpha=0.0,
         n_best=3,
     )[0]
     assert g.ids == [4]  # greedy took A, then its best ending
@@ -195,8 +219,14 @@ def test_beam_respects_max_length():
         return logp, state
 
     out = decoding.beam_search(
-        step, lambda s, i: s.index_select(0, i), torch.zeros(2, 1), 2, 2, 3,
-        torch.tensor([3, 6]), beam=2,
+        step,
+        lambda s, i: s.index_select(0, i),
+        torch.zeros(2, 1),
+        2,
+        2,
+        3,
+        torch.tensor([3, 6]),
+        beam=2,
     )
     assert [len(o[0].ids) for o in out] == [3, 6]
     g = decoding.greedy(step, torch.zeros(2, 1), 2, 2, 3, torch.tensor([3, 6]))
@@ -210,9 +240,30 @@ def test_beam_respects_max_length():
 def tiny_translator(tmp_path_factory):
     out = tmp_path_factory.mktemp("tr") / "tiny.safetensors"
     r = run_cli(
-        "train", "translator", SAMPLE, "--dev", SAMPLE, "-o", out, *TINY, "--vocab-size", "300",
-        "--steps", "40", "--eval-every", "20", "--batch-size", "16", "--warmup", "5",
-        "--lr", "0.01", "--teacher-forcing", "0.5", "--teacher-forcing-schedule", "linear",
+        "train",
+        "translator",
+        SAMPLE,
+        "--dev",
+        SAMPLE,
+        "-o",
+        out,
+        *TINY,
+        "--vocab-size",
+        "300",
+        "--steps",
+        "40",
+        "--eval-every",
+        "20",
+        "--batch-size",
+        "16",
+        "--warmup",
+        "5",
+        "--lr",
+        "0.01",
+        "--teacher-forcing",
+        "0.5",
+        "--teacher-forcing-schedule",
+        "linear",
     )
     assert r.code == 0, r
     assert "bleu" in r.err and "loss_free_running" in r.err
@@ -221,23 +272,26 @@ def tiny_translator(tmp_path_factory):
 
 def test_translate_streams_in_order_with_empty_lines(tiny_translator):
     lines = ["A dog is running in the park .", "", "Two men are eating at the beach .", "   "]
-    r = run_cli("translate", "-m", tiny_translator, "--beam", "2", "-b", "1",
-                stdin="\n".join(lines) + "\n")
+    r = run_cli(
+        "translate", "-m", tiny_translator, "--beam", "2", "-b", "1", stdin="\n".join(lines) + "\n"
+    )
     assert r.code == 0, r
     out = r.out.split("\n")
     assert len(out) == len(lines) + 1 and out[-1] == ""
     assert out[1] == "" and out[3] == "" and out[0] != ""
     # Batching does not change results or order.
-    r2 = run_cli("translate", "-m", tiny_translator, "--beam", "2", "-b", "16",
-                 stdin="\n".join(lines) + "\n")
+    r2 = run_cli(
+        "translate", "-m", tiny_translator, "--beam", "2", "-b", "16", stdin="\n".join(lines) + "\n"
+    )
     assert r2.out == r.out
 
 
 def test_translate_jsonl_nbest(tiny_translator, tmp_path):
     f = tmp_path / "in.txt"
     f.write_text("A child is sleeping in the snow .\nA woman is playing .\n")
-    r = run_cli("translate", f, "-m", tiny_translator, "--beam", "4", "--n-best", "3",
-                "--format", "jsonl")
+    r = run_cli(
+        "translate", f, "-m", tiny_translator, "--beam", "4", "--n-best", "3", "--format", "jsonl"
+    )
     assert r.code == 0, r
     rows = [json.loads(x) for x in r.out.splitlines()]
     assert [x["source"] for x in rows] == f.read_text().splitlines()
@@ -273,16 +327,40 @@ def test_checkpoint_round_trip(tiny_translator, tmp_path):
 def test_separate_vocabularies_round_trip(tmp_path):
     out = tmp_path / "sep.safetensors"
     r = run_cli(
-        "train", "translator", "--source", tmp_path / "s.txt", "--target", tmp_path / "t.txt",
-        "-o", out, stdin="",
+        "train",
+        "translator",
+        "--source",
+        tmp_path / "s.txt",
+        "--target",
+        tmp_path / "t.txt",
+        "-o",
+        out,
+        stdin="",
     )
     assert r.code == 2 and "no such file" in r.err
     (tmp_path / "s.txt").write_text("".join(s + "\n" for s, _ in PAIRS))
     (tmp_path / "t.txt").write_text("".join(t + "\n" for _, t in PAIRS))
     r = run_cli(
-        "train", "translator", "--source", tmp_path / "s.txt", "--target", tmp_path / "t.txt",
-        "-o", out, *TINY, "--separate-vocab", "--vocab-size", "300", "--steps", "4",
-        "--attention", "none", "--cell", "gru", "--save-dtype", "fp16",
+        "train",
+        "translator",
+        "--source",
+        tmp_path / "s.txt",
+        "--target",
+        tmp_path / "t.txt",
+        "-o",
+        out,
+        *TINY,
+        "--separate-vocab",
+        "--vocab-size",
+        "300",
+        "--steps",
+        "4",
+        "--attention",
+        "none",
+        "--cell",
+        "gru",
+        "--save-dtype",
+        "fp16",
     )
     assert r.code == 0, r
     model = tr.Translator.load(checkpoint.read_header(out))
@@ -308,8 +386,17 @@ def test_tsv_line_without_tab_names_file_and_line(tmp_path):
 def test_unequal_parallel_files(tmp_path):
     (tmp_path / "a.en").write_text("one\ntwo\nthree\n")
     (tmp_path / "a.de").write_text("eins\nzwei\n")
-    r = run_cli("train", "translator", "--source", tmp_path / "a.en", "--target",
-                tmp_path / "a.de", "-o", tmp_path / "m.safetensors", *TINY)
+    r = run_cli(
+        "train",
+        "translator",
+        "--source",
+        tmp_path / "a.en",
+        "--target",
+        tmp_path / "a.de",
+        "-o",
+        tmp_path / "m.safetensors",
+        *TINY,
+    )
     assert r.code == 2 and "3 lines" in r.err and "2" in r.err
 
 
@@ -328,8 +415,16 @@ def test_long_source_is_translated_with_bounded_length(tiny_translator):
     for beam, ratio, limit in ((2, None, 2 * len(src) + 10), (1, 0.01, int(0.01 * len(src)) + 10)):
         (h,) = model.decode_ids([src], beam=beam, max_ratio=ratio)[0]
         assert 0 < len(h.ids) <= limit
-    short = run_cli("translate", "-m", tiny_translator, "--beam", "1", "--max-length-ratio",
-                    "0.01", stdin=long + "\n")
+    short = run_cli(
+        "translate",
+        "-m",
+        tiny_translator,
+        "--beam",
+        "1",
+        "--max-length-ratio",
+        "0.01",
+        stdin=long + "\n",
+    )
     full = run_cli("translate", "-m", tiny_translator, "--beam", "1", stdin=long + "\n")
     assert short.code == 0 and full.code == 0 and len(short.out.splitlines()) == 1
     assert len(short.out) < len(full.out)

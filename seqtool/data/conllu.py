@@ -140,9 +140,7 @@ def simple_tokenize(text: str) -> list[str]:
     return out
 
 
-def read_text_sentences(
-    lines: Iterable[str], tokenize: bool = False
-) -> Iterator[Sentence]:
+def read_text_sentences(lines: Iterable[str], tokenize: bool = False) -> Iterator[Sentence]:
     """One sentence per line; whitespace split, or `simple_tokenize` with tokenize=True.
     Blank lines become empty sentences so output lines stay aligned with input lines."""
     split = simple_tokenize if tokenize else str.split

@@ -28,7 +28,9 @@ def get(task: str) -> type[TaskModel]:
     return getattr(importlib.import_module(module), cls)
 
 
-def load(path: str | Path, task: str | tuple[str, ...] | None = None, command: str = "") -> TaskModel:
+def load(
+    path: str | Path, task: str | tuple[str, ...] | None = None, command: str = ""
+) -> TaskModel:
     """Load any seqtool checkpoint, checking it is of the task the command needs."""
     from seqtool import checkpoint
 
