@@ -187,7 +187,7 @@ def test_one_class_label_column(tmp_path):
     f = tmp_path / "one.csv"
     f.write_text("text,label\ngood,positive\nfine,positive\n")
     r, out = _train(tmp_path, f)
-    _one_line_error(r, "one class", "'positive'")
+    _one_line_error(r, "one class", "'positive'", "one.csv")
     assert not out.exists()
 
 

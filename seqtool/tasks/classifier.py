@@ -382,8 +382,9 @@ def prepare(
     tables = [read_labelled(f, text_column, label_column) for f in files]
     classes = sorted({y for tb in tables for y in tb.label_names})
     if len(classes) < 2:
+        where = ", ".join(dict.fromkeys(str(f) for f in files))
         raise SeqtoolError(
-            f"label column {label_column!r} holds one class only ({classes[0]!r}); "
+            f"{where}: label column {label_column!r} holds one class only ({classes[0]!r}); "
             "a classifier needs at least two"
         )
     dev_tables = [read_labelled(f, text_column, label_column) for f in dev or []]
