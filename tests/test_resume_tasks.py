@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import ROOT
+from test_trainer import InterruptAt
 
 from seqtool import api
 from seqtool.config import TrainConfig
 from seqtool.training import Interrupted
-from seqtool.training.callbacks import Callback
 
 TINY_BB = dict(hidden_size=7, embedding_dim=10, layers=1)
 CASES = {
@@ -31,15 +31,6 @@ CASES = {
         dev=str(ROOT / "corpora" / "pos-sample.conllu"),
     ),
 }
-
-
-class InterruptAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.at = step
-
-    def on_step_end(self, trainer, loss):
-        if trainer.step == self.at:
-            trainer.request_interrupt()
 
 
 @pytest.mark.parametrize("task", sorted(CASES))
