@@ -26,6 +26,11 @@ CHUNK = 2 << 20  # bytes read at a time (transient memory is ~20x this)
 SPM_SAMPLE_BYTES = 64 << 20  # text a sentencepiece model is trained on, at most
 
 
+def id_dtype(max_id: int) -> np.dtype:
+    """The smallest stored id type for ids up to max_id (token files and row caches)."""
+    return np.dtype("int16" if max_id <= 32767 else "int32")
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("SEQTOOL_CACHE") or Path.home() / ".cache" / "seqtool")
 
@@ -187,7 +192,7 @@ def tokenize_to_cache(
         if path.stat().st_size == meta["tokens"] * np.dtype(meta["dtype"]).itemsize:
             return TokenFile(path, meta)
     d.mkdir(parents=True, exist_ok=True)
-    dtype = "int16" if tok.vocab_size <= 32767 else "int32"
+    dtype = id_dtype(tok.vocab_size - 1).name
     fd, tmp = tempfile.mkstemp(prefix=f".{key}.", dir=d)
     n = 0
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from seqtool.data.corpus import cache_dir
+from seqtool.data.corpus import cache_dir, id_dtype
 
 VERSION = "1"  # bump when the stored layout or an encoder's output changes
 HASH_BLOCK = 4 << 20
@@ -49,10 +49,6 @@ def cache_key(*parts: str | bytes) -> str:
         b = part.encode() if isinstance(part, str) else part
         h.update(len(b).to_bytes(8, "little") + b)
     return h.hexdigest()[:32]
-
-
-def id_dtype(max_id: int) -> np.dtype:
-    return np.dtype("int16" if max_id <= 32767 else "int32")
 
 
 class RowStore:
