@@ -344,3 +344,40 @@ def test_init_from_lm_copies_the_backbone(tmp_path, tiny_lm):
         run_cli("train", "classifier", f, "-o", tmp_path / "x.safetensors", "--init-from", out),
         "is a classifier checkpoint",
     )
+
+
+def test_init_from_forward_and_reverse_lm_gives_each_direction_its_lm(tmp_path, tiny_lm):
+    """With a forward and a --reverse LM, the classifier's forward states are the forward
+    LM's and its backward states are the backward LM's (reading the text right to left)."""
+    from conftest import SAMPLE, TINY
+
+    from seqtool import api
+
+    bwd = tmp_path / "bwd.safetensors"
+    args = ["--steps", "20", "--batch-size", "8", "--seq-len", "32", "--lr", "0.01"]
+    r = run_cli("train", "lm", SAMPLE, "-o", bwd, *TINY, *args, "--reverse", "--seed", "3")
+    assert r.code == 0, r
+    f = tmp_path / "chars.csv"
+    f.write_text("text,label\nthe king,positive\nthe fool,negative\n")
+    out = tmp_path / "both.safetensors"
+    common = ["--steps", "1", "--lr", "1e-9", "--warmup", "0", "--dev-fraction", "0"]
+    r = run_cli(
+        "train", "classifier", f, "-o", out, "--init-from", bwd, "--init-from", tiny_lm, *common
+    )
+    assert r.code == 0, r
+    clf, lf, lb = api.load(out), api.load(tiny_lm), api.load(bwd)
+    E = lf.config.backbone.embedding_dim
+    assert clf.config.backbone.embedding_dim == 2 * E
+    ids = torch.tensor([clf.encode(["the king and the fool"])[0]])
+    with torch.no_grad():
+        out_c, _ = clf.backbone(ids, torch.tensor([ids.size(1)]))  # (1, T, 2H)
+        out_f, _ = lf.backbone(ids)  # (1, T, H)
+        out_b, _ = lb.backbone(ids.flip(1))  # (1, T, H), right to left
+    H = lf.config.backbone.hidden_size
+    torch.testing.assert_close(out_c[..., :H], out_f, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out_c[..., H:], out_b.flip(1), atol=1e-5, rtol=0)
+    two_fwd = run_cli(
+        "train", "classifier", f, "-o", tmp_path / "x.safetensors",
+        "--init-from", tiny_lm, "--init-from", tiny_lm, *common,
+    )  # fmt: skip
+    _one_line_error(two_fwd, "both forward LMs")

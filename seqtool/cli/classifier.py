@@ -88,10 +88,11 @@ def train(
         bool, typer.Option("--lowercase", help="Fold case before tokenizing (stored in the model).")
     ] = False,
     init_from: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             help="Start embedding + recurrent layers from this LM checkpoint (its tokenizer "
-            "and sizes are used)."
+            "and sizes are used). Give it twice, a forward LM and a `train lm --reverse` one, "
+            "to start each direction from its own LM."
         ),
     ] = None,
     *,
@@ -112,6 +113,8 @@ def train(
       seqtool train lm reviews.txt --tokenizer tok.model -o lm.safetensors
 
       seqtool train classifier train.csv --dev dev.csv --init-from lm.safetensors
+
+      seqtool train classifier train.csv --dev dev.csv --init-from fwd.safetensors --init-from bwd.safetensors
     """
     from seqtool import api
 

@@ -40,6 +40,22 @@ def train(
             help="strict (error with byte offset) | replace | ignore for non-UTF-8 input."
         ),
     ] = "strict",
+    reverse: Annotated[
+        bool,
+        typer.Option(
+            "--reverse",
+            help="Read the text right to left: a backward LM, to seed a bidirectional "
+            "classifier's backward direction (train classifier --init-from FWD --init-from BWD).",
+        ),
+    ] = False,
+    sampled_softmax: Annotated[
+        int,
+        typer.Option(
+            help="Train the output layer against this many sampled negatives instead of the "
+            "whole vocabulary (much faster for 8k+ subword vocabularies; dev loss stays exact). "
+            "0: full softmax.",
+        ),
+    ] = 0,
     *,
     train_cfg=None,
     backbone=None,
@@ -56,6 +72,8 @@ def train(
       seqtool train lm train.txt --dev dev.txt --precision bf16 --threads 2 --steps 3000
 
       seqtool train lm train.txt --dev dev.txt -o my.safetensors --resume   # after Ctrl-C
+
+      seqtool train lm reviews.txt --tokenizer tok.model --sampled-softmax 1024 --reverse -o bwd.safetensors
     """
     run_training(
         "lm",
@@ -69,6 +87,8 @@ def train(
         vocab_size=vocab_size,
         head_dropout=head_dropout,
         encoding_errors=encoding_errors,
+        reverse=reverse,
+        sampled_softmax=sampled_softmax,
     )
 
 

@@ -26,6 +26,7 @@ POOLS = ("last", "max", "mean")
 # A unigram/bpe tokenizer trained here learns from at most this many characters of training
 # text (evenly spread rows): sentencepiece needs ~20 bytes of memory per character.
 TOKENIZER_SAMPLE_CHARS = 10_000_000
+EMBED = "backbone.embedding.embed.weight"  # the token table in a backbone's state dict
 
 
 @dataclass(frozen=True)
@@ -313,41 +314,93 @@ def _collate(data: Encoded, pad_id: int):
     return collate
 
 
-def _init_from_lm(model: Classifier, path: str) -> None:
-    """ULMFiT-style start: copy the LM's embedding and recurrent weights. The LM is
-    unidirectional, so its layer-k weights go to the forward direction and also seed the
-    backward one (input-to-gate weights are word-feature detectors either way; the reversed
-    recurrence is relearned). Above layer 0 a bidirectional layer also reads the lower
-    backward states; those input columns start at zero so each layer begins as the LM's."""
+def _lm_headers(paths: list[str]) -> tuple[Any, Any]:
+    """(forward LM header, backward LM header) from --init-from files: one or both may be
+    given; two must be one forward and one `--reverse` LM with the same tokenizer and sizes."""
     from seqtool import checkpoint
 
-    header = checkpoint.read_header(path)
-    checkpoint.expect_task(header, "lm", "train classifier --init-from")
-    src = checkpoint.load_tensors(header)
-    own = model.state_dict()
+    if len(paths) > 2:
+        raise SeqtoolError("--init-from takes at most two LMs: a forward and a --reverse one")
+    heads = []
+    for p in paths:
+        header = checkpoint.read_header(p)
+        checkpoint.expect_task(header, "lm", "train classifier --init-from")
+        heads.append(header)
+    fwd = [h for h in heads if not h.config.get("reverse")]
+    bwd = [h for h in heads if h.config.get("reverse")]
+    if len(fwd) > 1 or len(bwd) > 1:
+        which = "forward" if len(fwd) > 1 else "--reverse"
+        raise SeqtoolError(
+            f"--init-from: {paths[0]} and {paths[1]} are both {which} LMs; give one forward "
+            "and one --reverse LM"
+        )
+    if len(heads) == 2:
+        a, b = (h.config["backbone"] for h in heads)
+        for k in ("hidden_size", "layers", "cell"):
+            if a[k] != b[k]:
+                raise SeqtoolError(
+                    f"--init-from: {paths[0]} has {k} {a[k]} but {paths[1]} has {b[k]}"
+                )
+        if (
+            checkpoint.load_tokenizer(heads[0]).to_bytes()
+            != checkpoint.load_tokenizer(heads[1]).to_bytes()
+        ):
+            raise SeqtoolError(f"--init-from: {paths[0]} and {paths[1]} use different tokenizers")
+    return (fwd[0] if fwd else None), (bwd[0] if bwd else None)
+
+
+def _init_from_lm(model: Classifier, fwd: Any, bwd: Any) -> None:
+    """ULMFiT-style start: copy the LMs' embedding and recurrent weights.
+
+    With a forward and a backward (--reverse) LM, the forward direction becomes the forward
+    LM and the backward direction the backward LM, exactly: the embedding is the two LMs'
+    tables side by side and each direction's input weights read only its own half (the
+    other half starts at zero). With one LM, its weights also seed the other direction
+    (input-to-gate weights are word-feature detectors either way; the reversed recurrence is
+    relearned). Above layer 0 a direction also reads the other direction's lower states;
+    those input columns start at zero so each direction begins as its LM."""
+    from seqtool import checkpoint
+
+    bidi = model.config.backbone.bidirectional
     H = model.config.backbone.hidden_size
+    own = model.state_dict()
+    srcs = {"": fwd or bwd, "_reverse": bwd or fwd}
+    if not bidi:
+        srcs = {"": fwd or bwd}
+    tensors = {id(h): checkpoint.load_tensors(h) for h in (fwd, bwd) if h is not None}
     with torch.no_grad():
-        for name, value in src.items():
-            if not name.startswith("backbone."):
-                continue
-            targets = [name]
-            if name.startswith("backbone.rnn.rnn.") and model.config.backbone.bidirectional:
-                targets.append(name + "_reverse")
-            for t in targets:
-                dst = own[t]
+        # Embedding: one LM's table, or the forward and backward tables side by side.
+        tables = [tensors[id(h)][EMBED] for h in (fwd, bwd) if h]
+        emb = own[EMBED]
+        both = torch.cat(tables, 1) if len(tables) == 2 and bidi else tables[0]
+        if emb.shape != both.shape:
+            raise SeqtoolError(
+                f"--init-from: embedding {tuple(both.shape)} does not fit {tuple(emb.shape)}"
+            )
+        emb.copy_(both)
+        E0 = tables[0].shape[1]  # input columns of the forward LM's embedding half
+        for suffix, header in srcs.items():
+            src = tensors[id(header)]
+            own_half = 1 if (suffix and bwd is not None and fwd is not None) else 0
+            for name, value in src.items():
+                if not name.startswith("backbone.rnn.rnn."):
+                    continue
+                dst = own[name + suffix]
                 if dst.shape == value.shape:
                     dst.copy_(value)
-                elif (
-                    t.startswith("backbone.rnn.rnn.weight_ih_l")
-                    and dst.shape[1] == 2 * value.shape[1] == 2 * H
-                ):
-                    dst.zero_()
-                    dst[:, :H].copy_(value)
-                else:
-                    raise SeqtoolError(
-                        f"--init-from {path}: {name} {tuple(value.shape)} does not fit "
-                        f"{tuple(dst.shape)}"
-                    )
+                    continue
+                if name.startswith("backbone.rnn.rnn.weight_ih_l"):
+                    layer0 = name.endswith("_l0")
+                    width = value.shape[1]
+                    # layer 0 reads [fwd emb | bwd emb]; above, [fwd states | bwd states].
+                    off = (E0 if layer0 else H) * own_half if dst.shape[1] != width else 0
+                    if dst.shape[1] >= off + width and dst.shape[0] == value.shape[0]:
+                        dst.zero_()
+                        dst[:, off : off + width].copy_(value)
+                        continue
+                raise SeqtoolError(
+                    f"--init-from: {name} {tuple(value.shape)} does not fit {tuple(dst.shape)}"
+                )
 
 
 def prepare(
@@ -365,7 +418,7 @@ def prepare(
     max_length: int = 0,
     max_tokens: int = 0,
     lowercase: bool = False,
-    init_from: str | None = None,
+    init_from: str | list[str] | None = None,
     tokenizer_sample: int = TOKENIZER_SAMPLE_CHARS,
     resume_header: Any = None,
 ) -> tuple[Classifier, BucketedSource, Any]:
@@ -398,9 +451,9 @@ def prepare(
         perm = torch.randperm(n, generator=g).numpy()
         k = max(1, int(n * dev_fraction))
         held, train_rows = perm[:k], perm[k:]
-    lm_header = checkpoint.read_header(init_from) if init_from else None
-    if lm_header is not None:
-        checkpoint.expect_task(lm_header, "lm", "train classifier --init-from")
+    init_paths = [init_from] if isinstance(init_from, str) else list(init_from or [])
+    fwd_lm, bwd_lm = _lm_headers(init_paths) if init_paths else (None, None)
+    lm_header = fwd_lm or bwd_lm
     if resume_header is not None:
         tok = checkpoint.load_tokenizer(resume_header)
         config = ClassifierConfig.from_dict(resume_header.config)
@@ -412,11 +465,20 @@ def prepare(
             lm_bb = lm_header.config["backbone"]
             for k in ("embedding_dim", "hidden_size", "layers", "cell"):
                 backbone[k] = lm_bb[k]
+            if fwd_lm is not None and bwd_lm is not None:  # the two tables side by side
+                if not backbone.get("bidirectional", True):
+                    raise SeqtoolError(
+                        "--init-from with a forward and a --reverse LM needs a bidirectional "
+                        "classifier"
+                    )
+                backbone["embedding_dim"] = sum(
+                    h.config["backbone"]["embedding_dim"] for h in (fwd_lm, bwd_lm)
+                )
             if tokenizer not in ("unigram", "bpe", "char"):
                 other = tokenizers.build(tokenizer, [], vocab_size)
                 if other.to_bytes() != tok.to_bytes():
                     raise SeqtoolError(
-                        f"--tokenizer {tokenizer} differs from the tokenizer of {init_from}"
+                        f"--tokenizer {tokenizer} differs from the tokenizer of {init_paths[0]}"
                     )
         else:
             tok = _build_tokenizer(
@@ -433,8 +495,8 @@ def prepare(
         )
     model = Classifier(config, tok, classes)
     model.text_column, model.label_column = text_column, label_column
-    if init_from and resume_header is None:
-        _init_from_lm(model, init_from)
+    if lm_header is not None and resume_header is None:
+        _init_from_lm(model, fwd_lm, bwd_lm)
     ids = Rows([encode_table(model, tb).stores[0] for tb in tables])  # all rows, in file order
     labels = np.concatenate([label_ids(model, tb, unknown_ok=True) for tb in tables])
     if (labels[train_rows] < 0).any():  # resumed on labels the model was not built for

@@ -30,6 +30,17 @@ IN_MEMORY_TOKENS = 50_000_000  # larger token streams stay on disk
 class LMConfig(_Config):
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(vocab_size=1))
     head_dropout: float = 0.0
+    # Read the text right to left (predict token t-1 from tokens >= t): a backward LM, to seed
+    # a bidirectional classifier's backward direction.
+    reverse: bool = False
+    # Training only: score the true token against this many shared negatives drawn from the
+    # corpus unigram^0.75 (sampled softmax, Jean et al. 2015); 0 = full softmax. Evaluation
+    # always uses the full softmax.
+    sampled_softmax: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sampled_softmax < 0:
+            raise SeqtoolError(f"sampled softmax must be >= 0, not {self.sampled_softmax}")
 
 
 class LanguageModel(TaskModel):
@@ -45,6 +56,13 @@ class LanguageModel(TaskModel):
         self.backbone = Backbone(config.backbone)
         self.dropout = nn.Dropout(config.head_dropout)
         self.head = nn.Linear(self.backbone.output_size, config.backbone.vocab_size)
+        # Sampling distribution for --sampled-softmax (set from the corpus; not saved).
+        self.register_buffer("proposal", torch.ones(config.backbone.vocab_size), persistent=False)
+
+    def set_proposal(self, counts: np.ndarray) -> None:
+        """Negatives for the sampled softmax are drawn ~ count^0.75 (every id at least once)."""
+        q = torch.as_tensor(counts, dtype=torch.float64).clamp_min(1.0).pow(0.75)
+        self.proposal = (q / q.sum()).float().to(self.proposal.device)
 
     def forward(
         self, x: torch.Tensor, targets: torch.Tensor | None = None, state: State | None = None
@@ -58,14 +76,31 @@ class LanguageModel(TaskModel):
         return logits, loss, state
 
     def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        _, loss, _ = self(batch["x"], batch["y"])
-        return loss, batch["y"].numel()
+        x, y = batch["x"], batch["y"]
+        if self.config.reverse:  # window w: forward reads w[:-1] -> w[1:]; backward the mirror
+            x, y = y.flip(1), x.flip(1)
+        k = self.config.sampled_softmax
+        if not self.training or k <= 0 or k >= self.config.backbone.vocab_size:
+            _, loss, _ = self(x, y)
+            return loss, y.numel()
+        h, _ = self.backbone(x)  # (B, T, H)
+        h = self.dropout(h).flatten(0, 1)  # (N, H)
+        y = y.flatten()  # (N,)
+        neg = torch.multinomial(self.proposal, k, replacement=True)  # (K,) shared by all rows
+        log_kq = torch.log(self.proposal * k)  # expected count of each id among the K draws
+        w, b = self.head.weight, self.head.bias
+        true = (h * w[y]).sum(-1) + b[y] - log_kq[y]  # (N,)
+        sampled = F.linear(h, w[neg], b[neg]) - log_kq[neg]  # (N, K)
+        sampled = sampled.masked_fill(neg[None, :] == y[:, None], float("-inf"))  # hits
+        logits = torch.cat([true[:, None], sampled], 1).float()  # (N, 1 + K); class 0 is true
+        loss = F.cross_entropy(logits, torch.zeros_like(y))
+        return loss, y.numel()
 
     @torch.no_grad()
     def evaluate(self, data: EvalStream) -> dict[str, float]:
         """Carried-state evaluation: every token is predicted with all the context before it
         in its stream, as in generation. Returns nats/bits per char and perplexity."""
-        ids = data.ids
+        ids = data.ids.flip(0) if self.config.reverse else data.ids
         rows = data.streams
         L = (ids.numel() - 1) // rows  # tokens predicted per stream
         device = next(self.parameters()).device
@@ -119,6 +154,12 @@ class LanguageModel(TaskModel):
     ) -> Iterator[str]:
         """Yield text piece by piece. The prompt runs once through the fused stack; after that
         each new token is one step with carried state (the prefix is never re-fed)."""
+        if self.config.reverse:
+            raise SeqtoolError(
+                "this language model reads text right to left (trained with --reverse): it "
+                "seeds a classifier's backward direction (train classifier --init-from) and "
+                "does not generate"
+            )
         self.check_prompt(prompt)
         tok = self.tokenizer
         ids = tok.encode(prompt)
@@ -169,6 +210,8 @@ def prepare(
     vocab_size: int = 8000,
     head_dropout: float = 0.0,
     encoding_errors: str = "strict",
+    reverse: bool = False,
+    sampled_softmax: int = 0,
     resume_header=None,
     max_dev_tokens: int = 2_000_000,
 ):
@@ -206,6 +249,8 @@ def prepare(
             config = LMConfig(
                 backbone=BackboneConfig(vocab_size=tok.vocab_size, **backbone),
                 head_dropout=head_dropout,
+                reverse=reverse,
+                sampled_softmax=sampled_softmax,
             )
         tokens = corpus.tokenize_to_cache(files, tok, content_hash, chars, encoding_errors)
     finally:
@@ -228,8 +273,16 @@ def prepare(
         raise SeqtoolError("corpus too small: need at least 3 tokens of training text")
     if len(ids) <= IN_MEMORY_TOKENS:  # small corpora: index an in-memory tensor (faster)
         ids = ids.tensor()
+    if 0 < config.sampled_softmax < config.backbone.vocab_size:
+        model.set_proposal(_token_counts(ids, config.backbone.vocab_size))
     source = WindowSampler(ids, train_cfg.batch_size, train_cfg.seq_len, seed=train_cfg.seed)
     return model, source, dev_data
+
+
+def _token_counts(ids, vocab_size: int, limit: int = 20_000_000) -> np.ndarray:
+    """Token frequencies over (at most the first `limit` tokens of) the training stream."""
+    part = ids[:limit].numpy() if isinstance(ids, torch.Tensor) else ids.read(0, limit)
+    return np.bincount(part.astype(np.int64), minlength=vocab_size)[:vocab_size]
 
 
 def eval_data(model: LanguageModel, text: str) -> EvalStream:
