@@ -381,3 +381,36 @@ def test_init_from_forward_and_reverse_lm_gives_each_direction_its_lm(tmp_path, 
         "--init-from", tiny_lm, "--init-from", tiny_lm, *common,
     )  # fmt: skip
     _one_line_error(two_fwd, "both forward LMs")
+
+
+def test_normalize_text_matches_ptb_tokenized_forms():
+    from seqtool.tasks.classifier import normalize_text
+
+    raw = "It's GREAT, isn't it?<br /><br />(Really.)"
+    assert normalize_text(raw) == "It 's GREAT , is n't it ? ( Really . )"
+    ptb = "it 's great , is n't it ? -lrb- really . -rrb-"
+    assert normalize_text(ptb) == normalize_text(raw).lower()
+    assert normalize_text(normalize_text(raw)) == normalize_text(raw)
+
+
+def test_normalize_is_stored_and_used_when_classifying(tmp_path):
+    """--normalize is part of the model: raw and PTB-tokenized spellings of a text get the
+    same tokens and the same prediction from the saved checkpoint."""
+    from seqtool import api
+
+    f = tmp_path / "n.csv"
+    f.write_text(
+        'text,label\n"I didn\'t like it.",negative\n"a great film, really!",positive\n' * 4
+    )
+    out = tmp_path / "n.safetensors"
+    r = run_cli(
+        "train", "classifier", f, "-o", out, *TINY, "--tokenizer", "char",
+        "--normalize", "--lowercase", "--steps", "3", "--dev-fraction", "0",
+    )  # fmt: skip
+    assert r.code == 0, r
+    model = api.load(out)
+    assert model.config.normalize and model.config.lowercase
+    raw, ptb = "It's great!<br />Didn't I say?", "it 's great ! did n't i say ?"
+    assert model.encode([raw]) == model.encode([ptb])
+    lines = run_cli("classify", "-m", out, stdin=f"{raw}\n{ptb}\n").out.splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1]

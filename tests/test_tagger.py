@@ -115,6 +115,8 @@ def test_simple_tokenize():
         "Mr.", "Smith", "paid", "$3.50", "in", "the", "U.S.", "today", "...",
     ]  # fmt: skip
     assert simple_tokenize("  ") == []
+    # text that is already split stays as it is (a lone clitic keeps its apostrophe)
+    assert simple_tokenize("it 's , they 're n't") == ["it", "'s", ",", "they", "'re", "n't"]
 
 
 # -- model --------------------------------------------------------------------------------

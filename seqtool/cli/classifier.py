@@ -87,6 +87,15 @@ def train(
     lowercase: Annotated[
         bool, typer.Option("--lowercase", help="Fold case before tokenizing (stored in the model).")
     ] = False,
+    normalize: Annotated[
+        bool,
+        typer.Option(
+            "--normalize",
+            help="Split punctuation and clitics off words (don't -> do n't) and drop <br /> "
+            "before tokenizing, so raw and PTB-tokenized texts share word forms (stored in "
+            "the model).",
+        ),
+    ] = False,
     init_from: Annotated[
         list[str] | None,
         typer.Option(
@@ -139,6 +148,7 @@ def train(
         max_length=max_length,
         max_tokens=max_tokens,
         lowercase=lowercase,
+        normalize=normalize,
         init_from=init_from,
     )
     best = {k: v for k, v in summary["best"].items() if isinstance(v, int | float)}

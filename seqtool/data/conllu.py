@@ -106,6 +106,7 @@ _ABBREV = re.compile(
 )
 _URLISH = re.compile(r"^(?:https?://|www\.)\S+$|^\S+@\S+\.\w+$")
 _EDGE = "\"'“”‘’`([{<)]}>,;:!?.…"
+_CLITICS = {"'s", "'re", "'ve", "'ll", "'d", "'m", "’s", "’re", "’ve", "’ll", "’d", "’m"}
 
 
 def simple_tokenize(text: str) -> list[str]:
@@ -114,8 +115,8 @@ def simple_tokenize(text: str) -> list[str]:
     U.S.) stays inside its word."""
     out: list[str] = []
     for chunk in text.split():
-        if _URLISH.match(chunk) or _ABBREV.match(chunk):
-            out.append(chunk)
+        if _URLISH.match(chunk) or _ABBREV.match(chunk) or chunk.lower() in _CLITICS:
+            out.append(chunk)  # an already split clitic (it 's) stays whole
             continue
         head: list[str] = []
         tail: list[str] = []

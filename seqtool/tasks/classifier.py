@@ -7,6 +7,7 @@ packed by the backbone, so padding never reaches the backward direction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,9 @@ class ClassifierConfig(_Config):
     head_dropout: float = 0.3
     max_length: int = 0  # tokens kept per text, head + tail (0: all)
     lowercase: bool = False  # fold case before tokenizing (helps mixed-case corpora share words)
+    # Split punctuation and English clitics off words (don't -> do n't) and drop HTML line
+    # breaks before tokenizing, so raw and PTB-tokenized corpora (IMDB, SST-2) share forms.
+    normalize: bool = False
 
     def __post_init__(self) -> None:
         if self.pool not in POOLS:
@@ -67,6 +71,25 @@ class Encoded:
 def _lengths(ids: Sequence[Sequence[int]]) -> Sequence[int]:
     known = getattr(ids, "lengths", None)  # Rows hold theirs in memory
     return known if known is not None else [len(x) for x in ids]
+
+
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_PTB_BRACKETS = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-": "{", "-rcb-": "}"}
+
+
+def normalize_text(text: str) -> str:
+    """Word forms as the PTB/UD tokenizers write them: `It's great.` -> `It 's great .`;
+    `<br />` becomes a space and PTB bracket tokens (-lrb-) become brackets."""
+    from seqtool.data.conllu import simple_tokenize
+
+    words = simple_tokenize(_BR.sub(" ", text))
+    return " ".join(_PTB_BRACKETS.get(w.lower(), w) for w in words)
+
+
+def prepare_texts(texts: Sequence[str], lowercase: bool, normalize: bool) -> list[str]:
+    """What the tokenizer sees: the same for training, the tokenizer's sample and prediction."""
+    out = [normalize_text(t) for t in texts] if normalize else list(texts)
+    return [t.lower() for t in out] if lowercase else out
 
 
 def truncate(ids: list[int], max_length: int) -> list[int]:
@@ -141,7 +164,7 @@ class Classifier(TaskModel):
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids, cut to max_length; an empty text becomes one </s> so it still gets a label."""
         eos = self.tokenizer.eos_id
-        texts = [t.lower() for t in texts] if self.config.lowercase else list(texts)
+        texts = prepare_texts(texts, self.config.lowercase, self.config.normalize)
         ids = self.tokenizer.encode(texts)
         return [truncate(x, self.config.max_length) or [eos] for x in ids]
 
@@ -289,7 +312,8 @@ def encode_table(model: Classifier, table: Any) -> Any:
         table.text_column,
         tok.kind,
         tok.to_bytes(),
-        f"lowercase={cfg.lowercase} max_length={cfg.max_length}",
+        f"lowercase={cfg.lowercase} max_length={cfg.max_length}"
+        + (" normalize" if cfg.normalize else ""),
     )
 
     def build(writer: Any) -> None:
@@ -418,6 +442,7 @@ def prepare(
     max_length: int = 0,
     max_tokens: int = 0,
     lowercase: bool = False,
+    normalize: bool = False,
     init_from: str | list[str] | None = None,
     tokenizer_sample: int = TOKENIZER_SAMPLE_CHARS,
     resume_header: Any = None,
@@ -482,7 +507,7 @@ def prepare(
                     )
         else:
             tok = _build_tokenizer(
-                tokenizer, tables, train_rows, lowercase, vocab_size, tokenizer_sample
+                tokenizer, tables, train_rows, lowercase, normalize, vocab_size, tokenizer_sample
             )
         backbone.setdefault("bidirectional", True)
         config = ClassifierConfig(
@@ -492,6 +517,7 @@ def prepare(
             head_dropout=head_dropout,
             max_length=max_length,
             lowercase=lowercase,
+            normalize=normalize,
         )
     model = Classifier(config, tok, classes)
     model.text_column, model.label_column = text_column, label_column
@@ -522,7 +548,13 @@ def prepare(
 
 
 def _build_tokenizer(
-    spec: str, tables: list[Any], rows: np.ndarray, lowercase: bool, vocab_size: int, sample: int
+    spec: str,
+    tables: list[Any],
+    rows: np.ndarray,
+    lowercase: bool,
+    normalize: bool,
+    vocab_size: int,
+    sample: int,
 ) -> Any:
     """A tokenizer from --tokenizer: trained on the texts of `rows` (the training rows, in
     training order) or loaded from a file. Characters come from every row, streamed;
@@ -542,12 +574,12 @@ def _build_tokenizer(
             keep = want[start : start + len(texts)].tolist()
             # Lowercased one text at a time, as encode does (a final sigma depends on context).
             kept = (t for t, k in zip(texts, keep, strict=True) if k)
-            chars.update("".join(t.lower() for t in kept) if lowercase else "".join(kept))
+            chars.update("".join(prepare_texts(list(kept), lowercase, normalize)))
         return CharTokenizer(chars)
     total = sum(tb.chars for tb in tables)
     stride = max(1, -(-total // sample)) if sample > 0 else 1
     texts = _gather_texts(tables, rows[::stride])
-    return tokenizers.build(spec, [t.lower() for t in texts] if lowercase else texts, vocab_size)
+    return tokenizers.build(spec, prepare_texts(texts, lowercase, normalize), vocab_size)
 
 
 def _iter_all_texts(tables: list[Any]) -> Any:
