@@ -507,7 +507,7 @@ def prepare(
                     )
         else:
             tok = _build_tokenizer(
-                tokenizer, tables, train_rows, lowercase, normalize, vocab_size, tokenizer_sample
+                tokenizer, tables, train_rows, lowercase, vocab_size, tokenizer_sample, normalize
             )
         backbone.setdefault("bidirectional", True)
         config = ClassifierConfig(
@@ -552,9 +552,9 @@ def _build_tokenizer(
     tables: list[Any],
     rows: np.ndarray,
     lowercase: bool,
-    normalize: bool,
     vocab_size: int,
     sample: int,
+    normalize: bool = False,
 ) -> Any:
     """A tokenizer from --tokenizer: trained on the texts of `rows` (the training rows, in
     training order) or loaded from a file. Characters come from every row, streamed;
