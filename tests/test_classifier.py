@@ -414,3 +414,34 @@ def test_normalize_is_stored_and_used_when_classifying(tmp_path):
     assert model.encode([raw]) == model.encode([ptb])
     lines = run_cli("classify", "-m", out, stdin=f"{raw}\n{ptb}\n").out.splitlines()
     assert len(lines) == 2 and lines[0] == lines[1]
+
+
+def test_two_lm_start_is_exact_for_stacked_layers(tmp_path):
+    """Above layer 0 each direction reads only its own lower states at the start."""
+    from seqtool import checkpoint
+    from seqtool.config import BackboneConfig
+    from seqtool.tasks.classifier import Classifier, ClassifierConfig, _init_from_lm
+    from seqtool.tasks.lm import LanguageModel, LMConfig
+    from seqtool.tokenizers import CharTokenizer
+
+    tok = CharTokenizer("abcdefgh ")
+    lms = []
+    for reverse in (False, True):
+        torch.manual_seed(int(reverse))
+        bb = BackboneConfig(vocab_size=tok.vocab_size, embedding_dim=6, hidden_size=5, layers=2)
+        lm = LanguageModel(LMConfig(backbone=bb, reverse=reverse), tok).eval()
+        lm.save(tmp_path / f"{reverse}.safetensors")
+        lms.append(lm)
+    bb = BackboneConfig(
+        vocab_size=tok.vocab_size, embedding_dim=12, hidden_size=5, layers=2, bidirectional=True
+    )
+    clf = Classifier(ClassifierConfig(backbone=bb), tok).eval()
+    heads = [checkpoint.read_header(tmp_path / f"{r}.safetensors") for r in (False, True)]
+    _init_from_lm(clf, *heads)
+    ids = torch.tensor([tok.encode("abc defg hab")])
+    with torch.no_grad():
+        out, _ = clf.backbone(ids, torch.tensor([ids.size(1)]))  # (1, T, 2H)
+        fwd, _ = lms[0].backbone(ids)
+        bwd, _ = lms[1].backbone(ids.flip(1))
+    torch.testing.assert_close(out[..., :5], fwd, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[..., 5:], bwd.flip(1), atol=1e-6, rtol=0)
