@@ -311,3 +311,12 @@ def test_sampled_softmax_learns_a_subword_lm(tmp_path):
     import math
 
     assert m["nats_per_token"] < math.log(400) - 2.0, m
+
+
+def test_reverse_lm_is_inspected_right_to_left():
+    fwd, bwd = _tiny_lm_model(), _tiny_lm_model(reverse=True)
+    bwd.load_state_dict(fwd.state_dict())
+    tokens_f, x_f, _ = fwd.inspect_inputs("abcd")
+    tokens_b, x_b, _ = bwd.inspect_inputs("abcd")
+    assert tokens_b == tokens_f[::-1] == list("dcba")
+    torch.testing.assert_close(x_b, x_f.flip(1))

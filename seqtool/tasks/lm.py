@@ -140,7 +140,10 @@ class LanguageModel(TaskModel):
     def inspect_inputs(self, text: str) -> tuple[list[str], torch.Tensor, Recurrent]:
         """As TaskModel's, but characters outside the vocabulary are an error, not <unk>."""
         self.check_prompt(text, "text")
-        return super().inspect_inputs(text)
+        tokens, x, rnn = super().inspect_inputs(text)
+        if self.config.reverse:  # a backward LM steps through the text right to left
+            return tokens[::-1], x.flip(1), rnn
+        return tokens, x, rnn
 
     @torch.inference_mode()
     def generate(
