@@ -20,13 +20,13 @@ import argparse
 import itertools
 import os
 import random
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from large_corpus_rss import peak_rss_mb  # same directory: one fork-and-measure helper
 
 REFERENCE = """
 import csv, sys
@@ -127,24 +127,6 @@ def write_conllu(path: Path, rows: int, seed: int = 0) -> None:
             for i, w in enumerate(words, 1):
                 f.write(f"{i}\t{w}\t_\t{tag.get(w, 'PUNCT')}\t_\t_\t_\t_\t_\t_\n")
             f.write("\n")
-
-
-def peak_rss_mb(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """(peak RSS of the child in MB, wall seconds, exit code)."""
-    t0 = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # a fresh child per measurement, so ru_maxrss is this command's alone
-        p = subprocess.run(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        if p.returncode:
-            sys.stderr.write(p.stderr[-2000:])
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        Path(env["RSS_OUT"]).write_text(f"{peak} {p.returncode}")
-        os._exit(0)
-    os.waitpid(pid, 0)
-    peak, code = Path(env["RSS_OUT"]).read_text().split()
-    return int(peak) / 1024, time.perf_counter() - t0, int(code)
 
 
 SMALL_ROWS = 10_000

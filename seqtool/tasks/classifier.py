@@ -20,6 +20,7 @@ from torch import nn
 from seqtool.backbone import Backbone
 from seqtool.config import BackboneConfig, _Config
 from seqtool.data.batching import BucketedSource, eval_batches, pad
+from seqtool.data.conllu import simple_tokenize
 from seqtool.errors import CheckpointError, ConfigError, SeqtoolError
 from seqtool.tasks.base import TaskModel
 
@@ -80,8 +81,6 @@ _PTB_BRACKETS = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-"
 def normalize_text(text: str) -> str:
     """Word forms as the PTB/UD tokenizers write them: `It's great.` -> `It 's great .`;
     `<br />` becomes a space and PTB bracket tokens (-lrb-) become brackets."""
-    from seqtool.data.conllu import simple_tokenize
-
     words = simple_tokenize(_BR.sub(" ", text))
     return " ".join(_PTB_BRACKETS.get(w.lower(), w) for w in words)
 
