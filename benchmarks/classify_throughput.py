@@ -2,7 +2,8 @@
 
 Both sides tokenize the raw sentences with the model's tokenizer and run the same weights;
 the reference is the textbook loop (nn.Embedding -> packed nn.LSTM -> pool -> nn.Linear
-over length-sorted batches). Prints sentences/s for each and their ratio, and checks that
+over length-sorted batches; for a model trained with --ngrams, plus an nn.EmbeddingBag over
+n-gram ids hashed per sentence in Python, as a fastText tutorial would). Prints sentences/s for each and their ratio, and checks that
 both give the same labels.
 
     python benchmarks/classify_throughput.py [--model M] [--data sst2_dev.csv] [--repeat 5]
@@ -32,7 +33,17 @@ class Reference(nn.Module):
         self.rnn = nn.LSTM(emb, hidden, layers, batch_first=True, bidirectional=bidir)
         self.fc = nn.Linear(hidden * (2 if bidir else 1), classes)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, pool: str) -> torch.Tensor:
+    def add_bag(self, rows: int, dim: int, classes: int) -> None:
+        self.bag = nn.EmbeddingBag(rows, dim, mode="mean")
+        self.bag_fc = nn.Linear(dim, classes)
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        pool: str,
+        bag: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         packed = pack_padded_sequence(
             self.embed(ids), lengths, batch_first=True, enforce_sorted=False
         )
@@ -47,7 +58,22 @@ class Reference(nn.Module):
                 pooled = out.masked_fill(~mask[:, :, None], float("-inf")).amax(1)
             else:
                 pooled = (out * mask[:, :, None]).sum(1) / lengths[:, None]
-        return self.fc(pooled)
+        logits = self.fc(pooled)
+        if bag is None:
+            return logits
+        flat, offsets = bag
+        bag_logits = self.bag_fc(self.bag(flat, offsets))
+        return logits.log_softmax(-1) + bag_logits.log_softmax(-1)
+
+
+def hashed_ngrams(ids: list[int], n: int, vocab: int, buckets: int) -> list[int]:
+    """Token ids, then each k-gram (k = 2..n) hashed to a row after the vocabulary."""
+    out = list(ids)
+    h = list(ids)
+    for k in range(2, n + 1):
+        h = [(h[i] * vocab + ids[i + k - 1]) % 2_147_483_647 for i in range(len(ids) - k + 1)]
+        out += [(x * 1_000_003 + k) % buckets + vocab for x in h]
+    return out
 
 
 def reference_from(model) -> Reference:
@@ -65,6 +91,11 @@ def reference_from(model) -> Reference:
     ref.embed.weight.data.copy_(model.backbone.embedding.weight)
     ref.rnn.load_state_dict(model.backbone.rnn.rnn.state_dict())
     ref.fc.load_state_dict(model.head.state_dict())
+    if model.config.ngrams:
+        rows, dim = model.ngram_embed.weight.shape
+        ref.add_bag(rows, dim, model.config.num_labels)
+        ref.bag.weight.data.copy_(model.ngram_embed.weight)
+        ref.bag_fc.load_state_dict(model.ngram_head.state_dict())
     return ref.eval()
 
 
@@ -72,7 +103,8 @@ def reference_from(model) -> Reference:
 def run_reference(ref: Reference, model, texts: list[str], batch_size: int) -> list[int]:
     tok, cfg = model.tokenizer, model.config
     texts = [t.lower() for t in texts] if cfg.lowercase else texts
-    ids = [x[: cfg.max_length] if cfg.max_length else x for x in tok.encode(texts)]
+    full = tok.encode(texts)
+    ids = [x[: cfg.max_length] if cfg.max_length else x for x in full]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     preds = [0] * len(ids)
     for s in range(0, len(order), batch_size):
@@ -81,7 +113,17 @@ def run_reference(ref: Reference, model, texts: list[str], batch_size: int) -> l
         x = torch.zeros(len(idx), int(lengths.max()), dtype=torch.long)
         for r, i in enumerate(idx):
             x[r, : len(ids[i])] = torch.tensor(ids[i])
-        for r, p in zip(idx, ref(x, lengths, cfg.pool).argmax(-1).tolist(), strict=True):
+        bag = None
+        if cfg.ngrams:
+            feats = [
+                hashed_ngrams(full[i] or [tok.eos_id], cfg.ngrams, cfg.backbone.vocab_size,
+                              cfg.ngram_buckets)
+                for i in idx
+            ]  # fmt: skip
+            offsets = torch.tensor([0] + [len(f) for f in feats[:-1]]).cumsum(0)
+            bag = (torch.tensor([t for f in feats for t in f]), offsets)
+        logits = ref(x, lengths, cfg.pool, bag)
+        for r, p in zip(idx, logits.argmax(-1).tolist(), strict=True):
             preds[r] = p
     return preds
 

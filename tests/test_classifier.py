@@ -55,7 +55,11 @@ def tiny_clf(tmp_path_factory) -> Path:
 
 
 def _tiny_model(
-    pool: str = "last", cell: str = "lstm", layers: int = 1, bidirectional: bool = True
+    pool: str = "last",
+    cell: str = "lstm",
+    layers: int = 1,
+    bidirectional: bool = True,
+    **extra,
 ):
     from seqtool import tokenizers
     from seqtool.config import BackboneConfig
@@ -73,6 +77,7 @@ def _tiny_model(
         ),
         num_labels=3,
         pool=pool,
+        **extra,
     )
     torch.manual_seed(0)
     return Classifier(cfg, tok, ["a", "b", "c"]).eval()
@@ -445,3 +450,107 @@ def test_two_lm_start_is_exact_for_stacked_layers(tmp_path):
         bwd, _ = lms[1].backbone(ids.flip(1))
     torch.testing.assert_close(out[..., :5], fwd, atol=1e-6, rtol=0)
     torch.testing.assert_close(out[..., 5:], bwd.flip(1), atol=1e-6, rtol=0)
+
+
+# -- n-gram bag (--ngrams) -------------------------------------------------------------------------
+
+
+def test_truncate_batch_is_truncate_on_each_row():
+    from seqtool.data.batching import pad
+    from seqtool.tasks.classifier import truncate, truncate_batch
+
+    g = torch.Generator().manual_seed(0)
+    rows = [torch.randint(1, 50, (n,), generator=g).tolist() for n in (1, 7, 8, 9, 30, 100)]
+    ids, lens = pad(rows, 0)
+    cut, cut_lens = truncate_batch(ids, lens, 8)
+    assert cut.shape == (6, 8)
+    for i, r in enumerate(rows):
+        want = truncate(r, 8)
+        assert cut_lens[i] == len(want)
+        assert cut[i, : len(want)].tolist() == want
+        assert (cut[i, len(want) :] == 0).all()  # short rows keep their padding
+    same, _ = truncate_batch(ids, lens, 0)
+    assert same is ids
+
+
+def test_ngram_ids_are_tokens_then_hashed_pairs():
+    from seqtool.data.batching import pad
+    from seqtool.tasks.classifier import ngram_ids
+
+    V, buckets, PAD = 50, 1000, 1050
+    rows = [[3, 4, 5, 3, 4], [3, 4], [9]]
+    ids, lens = pad(rows, 0)
+    bag = ngram_ids(ids, lens, 2, V, buckets, PAD)  # (B, T + T-1)
+    assert bag.shape == (3, 9)
+    real = [[x for x in r if x != PAD] for r in bag.tolist()]
+    assert [len(r) for r in real] == [5 + 4, 2 + 1, 1]  # L tokens + L-1 pairs, no padding
+    assert real[0][:5] == rows[0]  # tokens keep their ids
+    pairs = real[0][5:]
+    assert all(V <= b < V + buckets for b in pairs)
+    assert pairs[0] == pairs[3]  # (3, 4) twice: the same bucket wherever it stands
+    assert real[1][2] == pairs[0]  # and in another row
+    assert len({pairs[0], pairs[1], pairs[2]}) == 3
+    tri = ngram_ids(ids, lens, 3, V, buckets, PAD)
+    assert sum(x != PAD for x in tri[0].tolist()) == 5 + 4 + 3
+    assert sum(x != PAD for x in tri[1].tolist()) == 2 + 1  # too short for a trigram
+
+
+def test_ngram_bag_reads_the_whole_text_and_the_backbone_its_cut():
+    """With --ngrams the bag sees every token; the backbone sees the max_length head + tail,
+    and the prediction is the product of the two branches' probabilities."""
+    from seqtool.data.batching import pad
+
+    model = _tiny_model("max", ngrams=2, max_length=8)
+    text = "abcdefghijklmnopqrstuvwxyz"
+    middle = text[:10] + "zzzz" + text[14:]  # changes tokens the backbone never reads
+    end = text[:-1] + "a"
+    ids, lens = pad(model.encode([text, middle, end]), 0)
+    assert lens.tolist() == [26, 26, 26]  # encode keeps the whole text for the bag
+    with torch.no_grad():
+        main, bag = model.branches(ids, lens)
+        torch.testing.assert_close(main[1], main[0])
+        assert not torch.allclose(bag[1], bag[0])
+        assert not torch.allclose(main[2], main[0]) and not torch.allclose(bag[2], bag[0])
+        want = (main.log_softmax(-1) + bag.log_softmax(-1)).softmax(-1)
+    torch.testing.assert_close(model.predict_ids(model.encode([text, middle, end])), want)
+    # Without the bag, encode cuts to max_length itself.
+    plain = _tiny_model("max", max_length=8)
+    assert len(plain.encode([text])[0]) == 8
+
+
+def test_ngram_bag_trains_saves_and_classifies(tmp_path):
+    """Each branch gets its own loss; the checkpoint keeps the bag and its settings."""
+    from seqtool import api
+
+    out = tmp_path / "ng.safetensors"
+    r = run_cli(
+        "train", "classifier", SAMPLE, "-o", out, *TINY, "--tokenizer", "char",
+        "--ngrams", "2", "--ngram-buckets", "4096", "--ngram-dim", "4", "--steps", "60",
+        "--batch-size", "8", "--warmup", "5", "--lr", "0.02", "--dev-fraction", "0",
+        "--seed", "1",
+    )  # fmt: skip
+    assert r.code == 0, r
+    model = api.load(out)
+    cfg = model.config
+    assert (cfg.ngrams, cfg.ngram_buckets, cfg.ngram_dim) == (2, 4096, 4)
+    assert model.ngram_embed.weight.shape == (cfg.backbone.vocab_size + 4096 + 1, 4)
+    rows = _rows(SAMPLE)[1:]
+    with torch.no_grad():
+        from seqtool.data.batching import pad
+
+        ids, lens = pad(model.encode([t for t, _ in rows]), 0)
+        _, bag = model.branches(ids, lens)
+    gold = [model.labels.index(y) for _, y in rows]
+    hits = sum(int(p == g) for p, g in zip(bag.argmax(-1).tolist(), gold, strict=True))
+    assert hits >= 0.8 * len(rows)  # the bag learned the sample on its own loss
+    r = run_cli("classify", "-m", out, stdin="a wonderful film\n")
+    assert r.code == 0 and r.out.split("\t")[0] in model.labels, r
+
+
+def test_ngram_options_are_checked():
+    from seqtool.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ngrams"):
+        _tiny_model(ngrams=7)
+    with pytest.raises(ConfigError, match="buckets"):
+        _tiny_model(ngrams=2, ngram_buckets=0)

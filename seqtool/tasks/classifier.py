@@ -44,6 +44,12 @@ class ClassifierConfig(_Config):
     # Split punctuation and English clitics off words (don't -> do n't) and drop HTML line
     # breaks before tokenizing, so raw and PTB-tokenized corpora (IMDB, SST-2) share forms.
     normalize: bool = False
+    # A fastText-style bag of hashed token n-grams beside the backbone: order (0: none; 2:
+    # tokens and token pairs), hash buckets and vector size. It reads the whole text, not
+    # only the max_length tokens the backbone reads.
+    ngrams: int = 0
+    ngram_buckets: int = 262_144
+    ngram_dim: int = 8
 
     def __post_init__(self) -> None:
         if self.pool not in POOLS:
@@ -54,6 +60,10 @@ class ClassifierConfig(_Config):
             raise ConfigError(f"head dropout must be in [0, 1), not {self.head_dropout}")
         if self.max_length < 0 or 0 < self.max_length < 4:
             raise ConfigError(f"max length must be 0 (no limit) or >= 4, not {self.max_length}")
+        if not 0 <= self.ngrams <= 4:
+            raise ConfigError(f"ngrams must be 0 (off) to 4, not {self.ngrams}")
+        if self.ngram_buckets < 1 or self.ngram_dim < 1:
+            raise ConfigError("ngram buckets and ngram dim must be >= 1")
 
 
 @dataclass
@@ -100,6 +110,43 @@ def truncate(ids: list[int], max_length: int) -> list[int]:
     return ids[:head] + ids[len(ids) - (max_length - head) :]
 
 
+def truncate_batch(
+    ids: torch.Tensor, lengths: torch.Tensor, max_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`truncate` on a padded batch: ids (B, T) -> (B, min(T, max_length)), same head + tail."""
+    T = ids.size(1)
+    if max_length <= 0 or T <= max_length:
+        return ids, lengths
+    head = max_length // 4
+    pos = torch.arange(max_length, device=ids.device)[None, :]  # (1, M)
+    shift = (lengths - max_length).clamp(min=0)[:, None]  # (B, 1): tokens cut from the middle
+    idx = torch.where(pos < head, pos, pos + shift)  # (B, M); short rows keep their padding
+    return ids.gather(1, idx), lengths.clamp(max=max_length)
+
+
+_HASH_MOD = 2_147_483_647  # 2**31 - 1 keeps the rolling n-gram hash inside int64
+
+
+def ngram_ids(
+    ids: torch.Tensor, lengths: torch.Tensor, n: int, vocab: int, buckets: int, pad: int
+) -> torch.Tensor:
+    """Bag ids of every token and n-gram (orders 2..n) of each row: ids (B, T) -> (B, ~n*T).
+
+    A token keeps its id; an n-gram goes to one of `buckets` rows after the vocabulary by a
+    rolling hash of its ids. Positions past a row's length get `pad`."""
+    B, T = ids.shape
+    pos = torch.arange(T, device=ids.device)[None, :]  # (1, T)
+    out = [ids.masked_fill(pos >= lengths[:, None], pad)]
+    h = ids.long()
+    for k in range(2, n + 1):
+        if T < k:
+            break
+        h = (h[:, :-1] * vocab + ids[:, k - 1 :]) % _HASH_MOD  # (B, T-k+1): k-grams from pos
+        rows = (h * 1_000_003 + k) % buckets + vocab
+        out.append(rows.masked_fill(pos[:, : T - k + 1] + k > lengths[:, None], pad))
+    return torch.cat(out, 1)
+
+
 class Classifier(TaskModel):
     task = "classifier"
     config_class = ClassifierConfig
@@ -118,6 +165,17 @@ class Classifier(TaskModel):
         self.backbone = Backbone(config.backbone)
         self.dropout = nn.Dropout(config.head_dropout)
         self.head = nn.Linear(self.backbone.output_size, config.num_labels)
+        if config.ngrams:
+            # The bag's last row is padding: a zero vector left out of the mean.
+            rows = config.backbone.vocab_size + config.ngram_buckets + 1
+            self.ngram_embed = nn.EmbeddingBag(
+                rows, config.ngram_dim, mode="mean", padding_idx=rows - 1
+            )
+            with torch.no_grad():
+                bound = 1.0 / config.ngram_dim  # fastText's initialisation
+                self.ngram_embed.weight.uniform_(-bound, bound)
+                self.ngram_embed.weight[rows - 1].zero_()
+            self.ngram_head = nn.Linear(config.ngram_dim, config.num_labels)
 
     # -- checkpoint extras ---------------------------------------------------------------------
 
@@ -137,10 +195,30 @@ class Classifier(TaskModel):
     # -- model ---------------------------------------------------------------------------------
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (B, T), lengths (B,) -> logits (B, C)."""
+        """ids (B, T), lengths (B,) -> logits (B, C). With an n-gram bag, the sum of the two
+        branches' log-probabilities (a product of experts; softmax renormalises it)."""
+        main, bag = self.branches(ids, lengths)
+        if bag is None:
+            return main
+        return main.float().log_softmax(-1) + bag.float().log_softmax(-1)
+
+    def branches(
+        self, ids: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(backbone logits (B, C), n-gram bag logits (B, C) or None)."""
+        cfg = self.config
+        bag = None
+        if cfg.ngrams:
+            pad = self.ngram_embed.num_embeddings - 1
+            feats = ngram_ids(
+                ids, lengths, cfg.ngrams, cfg.backbone.vocab_size, cfg.ngram_buckets, pad
+            )  # (B, ~n*T): the whole text
+            bag = self.ngram_head(self.ngram_embed(feats))  # (B, C)
+            # encode kept every token for the bag; the backbone reads max_length of them.
+            ids, lengths = truncate_batch(ids, lengths, cfg.max_length)
         T = ids.size(1)
         out, state = self.backbone(ids, lengths)  # (B, T, D*H); padding never read
-        pool = self.config.pool
+        pool = cfg.pool
         if pool == "last":
             h = state[0]  # (layers*D, B, H): the last layer's directions are the last D rows
             D = self.backbone.rnn.num_directions
@@ -151,21 +229,27 @@ class Classifier(TaskModel):
                 pooled = out.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)
             else:
                 pooled = (out * mask[:, :, None]).sum(1) / lengths[:, None].to(out.dtype)
-        return self.head(self.dropout(pooled))  # (B, C)
+        return self.head(self.dropout(pooled)), bag  # (B, C)
 
     def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        logits = self(batch["ids"], batch["lengths"])
-        loss = F.cross_entropy(logits.float(), batch["labels"])
+        # Each branch learns on its own loss, as an ensemble: a bag that fits the training
+        # set fast must not starve the backbone of gradient.
+        main, bag = self.branches(batch["ids"], batch["lengths"])
+        loss = F.cross_entropy(main.float(), batch["labels"])
+        if bag is not None:
+            loss = loss + F.cross_entropy(bag.float(), batch["labels"])
         return loss, int(batch["lengths"].sum())
 
     # -- encoding and prediction ---------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids, cut to max_length; an empty text becomes one </s> so it still gets a label."""
+        """Token ids, cut to max_length (kept whole for an n-gram bag: the backbone's batch is
+        cut instead); an empty text becomes one </s> so it still gets a label."""
         eos = self.tokenizer.eos_id
         texts = prepare_texts(texts, self.config.lowercase, self.config.normalize)
         ids = self.tokenizer.encode(texts)
-        return [truncate(x, self.config.max_length) or [eos] for x in ids]
+        keep = 0 if self.config.ngrams else self.config.max_length
+        return [truncate(x, keep) or [eos] for x in ids]
 
     @torch.inference_mode()
     def predict_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 256) -> torch.Tensor:
@@ -175,6 +259,8 @@ class Classifier(TaskModel):
         device = next(self.parameters()).device
         probs = torch.empty(len(ids), self.config.num_labels)
         lengths = _lengths(ids)
+        if self.config.ngrams and self.config.max_length:  # the backbone's view sets the cost
+            lengths = np.minimum(np.asarray(lengths), self.config.max_length)
         # Cap tokens per batch too, so a batch of long reviews stays cache-sized.
         max_tokens = max(batch_size * 32, int(max(lengths, default=1)))
         for idx in eval_batches(lengths, batch_size, max_tokens):
@@ -311,7 +397,7 @@ def encode_table(model: Classifier, table: Any) -> Any:
         table.text_column,
         tok.kind,
         tok.to_bytes(),
-        f"lowercase={cfg.lowercase} max_length={cfg.max_length}"
+        f"lowercase={cfg.lowercase} max_length={0 if cfg.ngrams else cfg.max_length}"
         + (" normalize" if cfg.normalize else ""),
     )
 
@@ -442,6 +528,9 @@ def prepare(
     max_tokens: int = 0,
     lowercase: bool = False,
     normalize: bool = False,
+    ngrams: int = 0,
+    ngram_buckets: int = 262_144,
+    ngram_dim: int = 8,
     init_from: str | list[str] | None = None,
     tokenizer_sample: int = TOKENIZER_SAMPLE_CHARS,
     resume_header: Any = None,
@@ -517,6 +606,9 @@ def prepare(
             max_length=max_length,
             lowercase=lowercase,
             normalize=normalize,
+            ngrams=ngrams,
+            ngram_buckets=ngram_buckets,
+            ngram_dim=ngram_dim,
         )
     model = Classifier(config, tok, classes)
     model.text_column, model.label_column = text_column, label_column
