@@ -115,7 +115,7 @@ def truncate_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`truncate` on a padded batch: ids (B, T) -> (B, min(T, max_length)), same head + tail."""
     T = ids.size(1)
-    if max_length <= 0 or T <= max_length:
+    if max_length <= 0 or max_length >= T:
         return ids, lengths
     head = max_length // 4
     pos = torch.arange(max_length, device=ids.device)[None, :]  # (1, M)
@@ -139,7 +139,7 @@ def ngram_ids(
     out = [ids.masked_fill(pos >= lengths[:, None], pad)]
     h = ids.long()
     for k in range(2, n + 1):
-        if T < k:
+        if k > T:
             break
         h = (h[:, :-1] * vocab + ids[:, k - 1 :]) % _HASH_MOD  # (B, T-k+1): k-grams from pos
         rows = (h * 1_000_003 + k) % buckets + vocab
