@@ -4,7 +4,7 @@ Both sides tokenize the raw sentences with the model's tokenizer and run the sam
 the reference is the textbook loop (nn.Embedding -> packed nn.LSTM -> pool -> nn.Linear
 over length-sorted batches; for a model trained with --ngrams, plus an nn.EmbeddingBag over
 n-gram ids hashed per sentence in Python, as a fastText tutorial would). Prints sentences/s for each and their ratio, and checks that
-both give the same labels.
+both give the same labels; then the same for `seqtool classify --precision bf16` (autocast).
 
     python benchmarks/classify_throughput.py [--model M] [--data sst2_dev.csv] [--repeat 5]
 """
@@ -63,7 +63,7 @@ class Reference(nn.Module):
             return logits
         flat, offsets = bag
         bag_logits = self.bag_fc(self.bag(flat, offsets))
-        return logits.log_softmax(-1) + bag_logits.log_softmax(-1)
+        return (logits.log_softmax(-1) + bag_logits.log_softmax(-1)) / 2
 
 
 def hashed_ngrams(ids: list[int], n: int, vocab: int, buckets: int) -> list[int]:
@@ -163,6 +163,14 @@ def main() -> None:
 
     (w_ours, c_ours) = best_of(lambda: model.predict(texts, args.batch_size), args.repeat)
     (w_ref, c_ref) = best_of(lambda: run_reference(ref, model, texts, args.batch_size), args.repeat)
+
+    def bf16() -> list:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model.predict(texts, args.batch_size)
+
+    bf16_labels = [model.labels.index(p[0]) for p in bf16()]
+    bf16_same = sum(a == b for a, b in zip(ours_labels, bf16_labels, strict=True)) / len(texts)
+    (w_bf, c_bf) = best_of(bf16, args.repeat)
     n = len(texts)
     print(
         f"data {args.data}: {n} sentences, 1 thread, batch {args.batch_size}, best of {args.repeat}"
@@ -173,6 +181,10 @@ def main() -> None:
     print(
         f"ratio seqtool / reference:  {w_ref / w_ours:>17.2f}x   {c_ref / c_ours:>14.2f}x"
         f"   (label agreement {agree:.4f})"
+    )
+    print(
+        f"seqtool --precision bf16:   {n / w_bf:>18,.0f}   {n / c_bf:>15,.0f}"
+        f"   ({w_ours / w_bf:.2f}x fp32 wall; labels equal to fp32: {bf16_same:.4f})"
     )
 
 

@@ -497,7 +497,7 @@ def test_ngram_ids_are_tokens_then_hashed_pairs():
 
 def test_ngram_bag_reads_the_whole_text_and_the_backbone_its_cut():
     """With --ngrams the bag sees every token; the backbone sees the max_length head + tail,
-    and the prediction is the product of the two branches' probabilities."""
+    and the prediction is the geometric mean of the two branches' probabilities."""
     from seqtool.data.batching import pad
 
     model = _tiny_model("max", ngrams=2, max_length=8)
@@ -511,7 +511,7 @@ def test_ngram_bag_reads_the_whole_text_and_the_backbone_its_cut():
         torch.testing.assert_close(main[1], main[0])
         assert not torch.allclose(bag[1], bag[0])
         assert not torch.allclose(main[2], main[0]) and not torch.allclose(bag[2], bag[0])
-        want = (main.log_softmax(-1) + bag.log_softmax(-1)).softmax(-1)
+        want = ((main.log_softmax(-1) + bag.log_softmax(-1)) / 2).softmax(-1)
     torch.testing.assert_close(model.predict_ids(model.encode([text, middle, end])), want)
     # Without the bag, encode cuts to max_length itself.
     plain = _tiny_model("max", max_length=8)
@@ -554,3 +554,24 @@ def test_ngram_options_are_checked():
         _tiny_model(ngrams=7)
     with pytest.raises(ConfigError, match="buckets"):
         _tiny_model(ngrams=2, ngram_buckets=0)
+
+
+def test_classify_bf16_gives_the_fp32_labels(tiny_clf):
+    lines = "".join(f"{t}\n" for t, _ in _rows(SAMPLE)[1:])
+    fp32 = run_cli("classify", "-m", tiny_clf, stdin=lines)
+    bf16 = run_cli("classify", "-m", tiny_clf, "--precision", "bf16", stdin=lines)
+    assert fp32.code == 0 and bf16.code == 0, (fp32, bf16)
+    a = [x.split("\t")[0] for x in fp32.out.splitlines()]
+    b = [x.split("\t")[0] for x in bf16.out.splitlines()]
+    assert len(a) == len(b) == 36
+    assert sum(x == y for x, y in zip(a, b, strict=True)) >= 34  # bf16 rounding may flip a tie
+    _one_line_error(run_cli("classify", "-m", tiny_clf, "--precision", "fp16", stdin="x\n"), "fp16")
+
+
+def test_inspect_reads_the_text_as_the_model_does():
+    """A --lowercase model is traced on the lowercased text, as it classifies it."""
+    model = _tiny_model(lowercase=True)
+    tokens, x, _ = model.inspect_inputs("Abc DE")
+    low_tokens, low_x, _ = model.inspect_inputs("abc de")
+    assert tokens == low_tokens
+    torch.testing.assert_close(x, low_x)

@@ -101,8 +101,8 @@ def train(
         typer.Option(
             help="Add a fastText-style bag of hashed token n-grams up to this order beside the "
             "recurrent backbone (2: tokens and token pairs; 0: none). It reads the whole text, "
-            "learns on its own loss, and its log-probabilities are added to the backbone's: "
-            "an ensemble in one model that costs little time. Helps on long texts.",
+            "learns on its own loss, and its log-probabilities are averaged with the "
+            "backbone's: an ensemble in one model that costs little time.",
         ),
     ] = 0,
     ngram_buckets: Annotated[
@@ -215,6 +215,10 @@ def classify(
         int, typer.Option("--batch-size", "-b", help="Texts per forward pass.")
     ] = 256,
     threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 1,
+    precision: Annotated[
+        str,
+        typer.Option(help="fp32 | bf16 (autocast: ~1.6x faster on CPUs with native bf16)."),
+    ] = "fp32",
     encoding_errors: Annotated[
         str, typer.Option(help="text input: strict | replace | ignore for non-UTF-8.")
     ] = "strict",
@@ -234,6 +238,8 @@ def classify(
       seqtool classify reviews.csv --format jsonl | jq .label
 
       seqtool classify -m sent.safetensors tweets.tsv --text-column tweet -o out.tsv
+
+      seqtool classify big.csv --precision bf16 > labelled.csv
     """
     from seqtool import api, paths
     from seqtool.data.tabular import detect_format
@@ -247,6 +253,8 @@ def classify(
         raise SeqtoolError(f"--format must be one of {', '.join(OUT_FORMATS)}, not {fmt!r}")
     if batch_size < 1:
         raise SeqtoolError("--batch-size must be >= 1")
+    if precision not in ("fp32", "bf16"):
+        raise SeqtoolError(f"--precision must be fp32 or bf16, not {precision!r}")
     if input_format == "auto":
         input_format = "text" if input in (None, "-") else detect_format(input, default="text")
     out_fmt = fmt
@@ -265,8 +273,12 @@ def classify(
     col = text_column or clf.text_column
     sink = _AtomicFile(output) if output else None
     out = sink.stream if sink else sys.stdout
+    device = next(clf.parameters()).device
     try:
-        _classify_stream(clf, input, input_format, out_fmt, col, batch_size, encoding_errors, out)
+        with runtime.autocast(device, precision):
+            _classify_stream(
+                clf, input, input_format, out_fmt, col, batch_size, encoding_errors, out
+            )
     except BaseException:
         if sink:
             sink.discard()

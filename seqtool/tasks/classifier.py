@@ -195,12 +195,13 @@ class Classifier(TaskModel):
     # -- model ---------------------------------------------------------------------------------
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (B, T), lengths (B,) -> logits (B, C). With an n-gram bag, the sum of the two
-        branches' log-probabilities (a product of experts; softmax renormalises it)."""
+        """ids (B, T), lengths (B,) -> logits (B, C). With an n-gram bag, the mean of the two
+        branches' log-probabilities: softmax makes it their normalised geometric mean, which
+        keeps the scores calibrated (a plain product of the two is overconfident)."""
         main, bag = self.branches(ids, lengths)
         if bag is None:
             return main
-        return main.float().log_softmax(-1) + bag.float().log_softmax(-1)
+        return (main.float().log_softmax(-1) + bag.float().log_softmax(-1)) / 2
 
     def branches(
         self, ids: torch.Tensor, lengths: torch.Tensor
@@ -250,6 +251,12 @@ class Classifier(TaskModel):
         ids = self.tokenizer.encode(texts)
         keep = 0 if self.config.ngrams else self.config.max_length
         return [truncate(x, keep) or [eos] for x in ids]
+
+    def inspect_inputs(self, text: str) -> tuple[list[str], torch.Tensor, Any]:
+        """As the base, on the text as the model reads it (lowercased, normalized)."""
+        cfg = self.config
+        (prepared,) = prepare_texts([text], cfg.lowercase, cfg.normalize)
+        return super().inspect_inputs(prepared)
 
     @torch.inference_mode()
     def predict_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 256) -> torch.Tensor:
