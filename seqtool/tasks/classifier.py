@@ -3,6 +3,10 @@
 Pooling: `last` concatenates the final forward and backward states (the classic
 LSTMClassifier); `max` and `mean` pool the outputs over the real tokens only. Batches are
 packed by the backbone, so padding never reaches the backward direction.
+
+With `ngrams` > 0 a fastText-style bag of hashed token n-grams sits beside the backbone: it
+reads the whole text (the backbone reads the max_length head + tail), learns on its own loss,
+and the two branches' log-probabilities are averaged. No recurrence is re-implemented here.
 """
 
 from __future__ import annotations
