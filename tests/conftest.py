@@ -82,3 +82,38 @@ def tiny_lm(tmp_path_factory) -> Path:
     )
     assert r.code == 0, r
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_clf(tmp_path_factory) -> Path:
+    """A tiny char-level BiLSTM trained on the sample (session-wide; a few seconds)."""
+    out = tmp_path_factory.mktemp("clf") / "tiny.safetensors"
+    r = run_cli(
+        "train",
+        "classifier",
+        ROOT / "corpora" / "sentiment-sample.csv",
+        "-o",
+        out,
+        *TINY,
+        "--tokenizer",
+        "char",
+        "--pool",
+        "max",
+        "--steps",
+        "120",
+        "--batch-size",
+        "8",
+        "--warmup",
+        "10",
+        "--lr",
+        "0.02",
+        "--dev-fraction",
+        "0",
+        "--head-dropout",
+        "0",
+        "--seed",
+        "1",
+    )
+    assert r.code == 0, r
+    assert out.is_file()
+    return out

@@ -19,41 +19,6 @@ def _rows(path: Path) -> list[list[str]]:
         return list(csv.reader(f))
 
 
-@pytest.fixture(scope="module")
-def tiny_clf(tmp_path_factory) -> Path:
-    """A tiny char-level BiLSTM trained on the sample (module-wide; a few seconds)."""
-    out = tmp_path_factory.mktemp("clf") / "tiny.safetensors"
-    r = run_cli(
-        "train",
-        "classifier",
-        SAMPLE,
-        "-o",
-        out,
-        *TINY,
-        "--tokenizer",
-        "char",
-        "--pool",
-        "max",
-        "--steps",
-        "120",
-        "--batch-size",
-        "8",
-        "--warmup",
-        "10",
-        "--lr",
-        "0.02",
-        "--dev-fraction",
-        "0",
-        "--head-dropout",
-        "0",
-        "--seed",
-        "1",
-    )
-    assert r.code == 0, r
-    assert out.is_file()
-    return out
-
-
 def _tiny_model(
     pool: str = "last",
     cell: str = "lstm",

@@ -64,6 +64,7 @@ def test_eval_data(bad, tiny_lm, kind):
 
 RUN = [
     ["classify"],
+    ["pseudo-label"],
     ["tag"],
     ["translate"],
     ["inspect", "trace"],
@@ -87,6 +88,7 @@ def test_run_empty_input(bad, tiny_lm, cmd):
 MODEL_SLOTS = [
     lambda m: ["generate", "-m", m, "-n", "3"],
     lambda m: ["classify", "--model", m],
+    lambda m: ["pseudo-label", "--model", m],
     lambda m: ["tag", "--model", m],
     lambda m: ["translate", "--model", m],
     lambda m: ["eval", m, "corpora/play-sample.txt"],

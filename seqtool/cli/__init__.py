@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Generate text from a language model, streamed as it is sampled.",
     ),
     "classify": ("classifier", "classify", "Label texts (lines, CSV/TSV/JSONL) with a classifier."),
+    "pseudo-label": (
+        "classifier",
+        "pseudo_label",
+        "Label the sentences of labelled documents with a teacher.",
+    ),
     "tag": ("tagger", "tag", "Tag the words of sentences with parts of speech."),
     "translate": ("translator", "translate", "Translate lines with an encoder-decoder model."),
     "eval": (

@@ -105,6 +105,78 @@ def prepare_texts(texts: Sequence[str], lowercase: bool, normalize: bool) -> lis
     return [t.lower() for t in out] if lowercase else out
 
 
+# A sentence ends at . ! or ? (closing quotes/brackets kept with it) before whitespace and a
+# capital, digit or opening quote; an HTML line break or a newline always ends one.
+_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])|(?i:<br\s*/?>)|\n+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """`It was great. I loved it!<br />Go.` -> ['It was great.', 'I loved it!', 'Go.']."""
+    parts = _SENTENCE_END.split(text)
+    # split() interleaves the captured closing marks: glue each back onto its sentence.
+    out: list[str] = []
+    for i in range(0, len(parts), 2):
+        s = parts[i] + (parts[i + 1] or "" if i + 1 < len(parts) else "")
+        if s.strip():
+            out.append(s.strip())
+    return out
+
+
+@dataclass
+class PseudoLabelStats:
+    documents: int = 0
+    units: int = 0  # sentences (or whole texts) within the word limits
+    agreed: int = 0  # units whose predicted label equals their document's label
+    kept: dict[str, int] = field(default_factory=dict)  # label -> units written
+
+
+def pseudo_label(
+    model: Classifier,
+    texts: Sequence[str],
+    doc_labels: Sequence[str] | None,
+    stats: PseudoLabelStats,
+    *,
+    sentences: bool = True,
+    min_score: float = 0.9,
+    min_words: int = 4,
+    max_words: int = 60,
+    normalize: bool = False,
+    lowercase: bool = False,
+    batch_size: int = 256,
+) -> list[tuple[str, str, float]]:
+    """(text, label, score) training rows from documents, labelled by `model` (the teacher).
+
+    Each document is cut into sentences (or kept whole), each unit of min_words..max_words
+    words is labelled, and a unit is kept when the teacher's score is at least min_score
+    and, where the document has a label, the teacher agrees with it: sentence-level data
+    from document-level labels, with the teacher filtering out the neutral sentences."""
+    units: list[str] = []
+    owner: list[int] = []
+    for d, text in enumerate(texts):
+        for s in split_sentences(text) if sentences else [text.strip()]:
+            if normalize:
+                s = normalize_text(s)
+            if lowercase:
+                s = s.lower()
+            if min_words <= len(s.split()) <= max(min_words, max_words or 10**9):
+                units.append(s)
+                owner.append(d)
+    stats.documents += len(texts)
+    stats.units += len(units)
+    out: list[tuple[str, str, float]] = []
+    if not units:
+        return out
+    for s, d, (label, score, _) in zip(units, owner, model.predict(units, batch_size), strict=True):
+        if doc_labels is not None:
+            if label != doc_labels[d]:
+                continue
+            stats.agreed += 1
+        if score >= min_score:
+            out.append((s, label, score))
+            stats.kept[label] = stats.kept.get(label, 0) + 1
+    return out
+
+
 def truncate(ids: list[int], max_length: int) -> list[int]:
     """Keep the head quarter and the tail three quarters (a review's verdict is often at the end:
     Sun et al. 2019 found head+tail best for long texts)."""
