@@ -8,7 +8,8 @@ import io
 import pytest
 from conftest import run_cli
 
-from seqtool.tasks.classifier import PseudoLabelStats, pseudo_label, split_sentences
+from seqtool.errors import SeqtoolError
+from seqtool.tasks.classifier import Ensemble, PseudoLabelStats, pseudo_label, split_sentences
 
 
 def test_split_sentences():
@@ -81,6 +82,38 @@ def test_without_document_labels_only_the_score_filters():
         lowercase=True,
     )
     assert rows == [("sadly the ending drags on .", "neg", 0.95)]
+
+
+def _tiny(seed: int, labels=("neg", "pos")):
+    import torch
+
+    from seqtool import tokenizers
+    from seqtool.config import BackboneConfig
+    from seqtool.tasks.classifier import Classifier, ClassifierConfig
+
+    tok = tokenizers.train(["abcdefghij klmnopqrstuvwxyz"], "char")
+    cfg = ClassifierConfig(
+        backbone=BackboneConfig(vocab_size=tok.vocab_size, embedding_dim=10, hidden_size=7),
+        num_labels=len(labels),
+    )
+    torch.manual_seed(seed)
+    return Classifier(cfg, tok, list(labels)).eval()
+
+
+def test_ensemble_averages_the_teachers_probabilities():
+    import torch
+
+    a, b = _tiny(0), _tiny(1)
+    texts = ["a fine film", "dull", "not bad at all"]
+    pa = torch.tensor([p for _, _, p in a.predict(texts)])
+    pb = torch.tensor([p for _, _, p in b.predict(texts)])
+    got = Ensemble([a, b]).predict(texts)
+    mean = (pa + pb) / 2
+    assert torch.allclose(torch.tensor([p for _, _, p in got]), mean, atol=1e-6)
+    assert [y for y, _, _ in got] == [["neg", "pos"][int(i)] for i in mean.argmax(-1)]
+    assert [s for _, s, _ in got] == pytest.approx(mean.max(-1).values.tolist())
+    with pytest.raises(SeqtoolError, match="labels differ"):
+        Ensemble([a, _tiny(2, ("bad", "good"))])
 
 
 def _csv(text: str) -> list[dict[str, str]]:

@@ -450,9 +450,12 @@ def pseudo_label(
         ),
     ] = None,
     model: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            "--model", "-m", help="The teacher classifier (default: the shipped sentiment model)."
+            "--model",
+            "-m",
+            help="The teacher classifier (default: the shipped sentiment model); repeat for an "
+            "ensemble whose class probabilities are averaged.",
         ),
     ] = None,
     output: Annotated[
@@ -510,7 +513,7 @@ def pseudo_label(
 
       seqtool pseudo-label imdb_train.csv -o imdb_sentences.csv
 
-      seqtool pseudo-label reviews.csv -m teacher.safetensors --min-score 0.95 --normalize --lowercase
+      seqtool pseudo-label reviews.csv -m a.safetensors -m b.safetensors --min-score 0.95 --normalize --lowercase
 
       seqtool train classifier sst2_train.csv imdb_sentences.csv imdb_train.csv --dev sst2_dev.csv
 
@@ -520,7 +523,7 @@ def pseudo_label(
     from seqtool.data.tabular import detect_format, iter_records, open_input
     from seqtool.data.text import iter_lines
     from seqtool.errors import DataError
-    from seqtool.tasks.classifier import PseudoLabelStats
+    from seqtool.tasks.classifier import Ensemble, PseudoLabelStats
     from seqtool.tasks.classifier import pseudo_label as label_units
     from seqtool.training import runtime
 
@@ -545,8 +548,11 @@ def pseudo_label(
 
         check_input_path(input)
     runtime.set_threads(threads)
-    teacher = api.load(
-        model or str(paths.default_model("classifier")), "classifier", "pseudo-label"
+    teacher = Ensemble(
+        [
+            api.load(m, "classifier", "pseudo-label")
+            for m in model or [str(paths.default_model("classifier"))]
+        ]
     )
     known = set(teacher.labels)
     name = "<stdin>" if input in (None, "-") else input
@@ -585,7 +591,7 @@ def pseudo_label(
     sink = _AtomicFile(output) if output else None
     out = sink.stream if sink else sys.stdout
     stats = PseudoLabelStats()
-    device = next(teacher.parameters()).device
+    device = next(teacher.models[0].parameters()).device
     try:
         out.write("text,label,score\n")
         with runtime.autocast(device, precision):

@@ -122,6 +122,34 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+class Ensemble:
+    """Several classifiers with the same labels as one teacher: their class probabilities
+    averaged (each reads the text with its own tokenizer and options)."""
+
+    def __init__(self, models: Sequence[Classifier]) -> None:
+        if not models:
+            raise SeqtoolError("an ensemble needs at least one model")
+        self.models = list(models)
+        self.labels = self.models[0].labels
+        for m in self.models[1:]:
+            if m.labels != self.labels:
+                raise SeqtoolError(
+                    f"the teachers' labels differ: {', '.join(self.labels)} vs "
+                    f"{', '.join(m.labels)}"
+                )
+
+    def predict(
+        self, texts: Sequence[str], batch_size: int = 256
+    ) -> list[tuple[str, float, list[float]]]:
+        probs = torch.stack([m.predict_ids(m.encode(texts), batch_size) for m in self.models])
+        best, top = probs.mean(0).max(-1)  # (N,)
+        mean = probs.mean(0).tolist()
+        return [
+            (self.labels[int(j)], float(p), row)
+            for j, p, row in zip(top.tolist(), best.tolist(), mean, strict=True)
+        ]
+
+
 @dataclass
 class PseudoLabelStats:
     documents: int = 0
@@ -131,7 +159,7 @@ class PseudoLabelStats:
 
 
 def pseudo_label(
-    model: Classifier,
+    model: Classifier | Ensemble,
     texts: Sequence[str],
     doc_labels: Sequence[str] | None,
     stats: PseudoLabelStats,
