@@ -242,21 +242,11 @@ def classify(
       seqtool classify big.csv --precision bf16 > labelled.csv
     """
     from seqtool import api, paths
-    from seqtool.data.tabular import detect_format
     from seqtool.training import runtime
 
-    if input_format not in IN_FORMATS:
-        raise SeqtoolError(
-            f"--input-format must be one of {', '.join(IN_FORMATS)}, not {input_format!r}"
-        )
     if fmt not in OUT_FORMATS:
         raise SeqtoolError(f"--format must be one of {', '.join(OUT_FORMATS)}, not {fmt!r}")
-    if batch_size < 1:
-        raise SeqtoolError("--batch-size must be >= 1")
-    if precision not in ("fp32", "bf16"):
-        raise SeqtoolError(f"--precision must be fp32 or bf16, not {precision!r}")
-    if input_format == "auto":
-        input_format = "text" if input in (None, "-") else detect_format(input, default="text")
+    input_format = _check_run_options(input, input_format, batch_size, precision)
     out_fmt = fmt
     if out_fmt == "auto":
         out_fmt = {"text": "text", "csv": "csv", "tsv": "tsv", "jsonl": "jsonl"}[input_format]
@@ -264,10 +254,6 @@ def classify(
         raise SeqtoolError(
             f"--format {out_fmt} needs CSV/TSV input; use text or jsonl for {input_format} input"
         )
-    if input is not None and input != "-":
-        from seqtool.data.text import check_input_path
-
-        check_input_path(input)
     runtime.set_threads(threads)
     clf = api.load(model or str(paths.default_model("classifier")), "classifier", "classify")
     col = text_column or clf.text_column
@@ -286,6 +272,53 @@ def classify(
     if sink:
         sink.commit()
         status(f"wrote {output}")
+
+
+def _check_run_options(
+    input: str | None, input_format: str, batch_size: int, precision: str
+) -> str:
+    """Check the options classify and pseudo-label share; return the input format (auto
+    resolved: by extension, stdin is text). A named input must be a readable file."""
+    from seqtool.data.tabular import detect_format
+
+    if input_format not in IN_FORMATS:
+        raise SeqtoolError(
+            f"--input-format must be one of {', '.join(IN_FORMATS)}, not {input_format!r}"
+        )
+    if batch_size < 1:
+        raise SeqtoolError("--batch-size must be >= 1")
+    if precision not in ("fp32", "bf16"):
+        raise SeqtoolError(f"--precision must be fp32 or bf16, not {precision!r}")
+    if input is not None and input != "-":
+        from seqtool.data.text import check_input_path
+
+        check_input_path(input)
+    if input_format == "auto":
+        return "text" if input in (None, "-") else detect_format(input, default="text")
+    return input_format
+
+
+def _open_table(
+    path: str | None, fmt: str, column: str
+) -> tuple[Iterator[tuple[int, Any]] | None, str, list[str]]:
+    """(records or None for an empty table, input name, the first record's keys) of a
+    CSV/TSV/JSONL input whose records must hold `column` (checked on the first)."""
+    from seqtool.data.tabular import iter_records, open_input
+    from seqtool.errors import DataError
+
+    raw, name = open_input(path)
+    records = iter_records(raw, name, fmt)
+    first = next(records, None)
+    if first is None:
+        return None, name, []
+    keys = list(first[1].keys())
+    if fmt in ("csv", "tsv") and column not in keys:
+        raise DataError(
+            f"no text column {column!r}; the columns are: {', '.join(map(repr, keys))} "
+            "(choose with --text-column)",
+            name,
+        )
+    return _prepend(first, records), name, keys
 
 
 class _AtomicFile:
@@ -335,7 +368,6 @@ def _classify_stream(
     encoding_errors: str,
     out: Any,
 ) -> None:
-    from seqtool.data.tabular import iter_records, open_input
     from seqtool.data.text import iter_lines
     from seqtool.errors import DataError
 
@@ -349,22 +381,14 @@ def _classify_stream(
         def text_of(rec: Any, line: int) -> str:
             return rec
     else:
-        raw, name = open_input(path)
-        records = iter_records(raw, name, in_fmt)
-        first = next(records, None)
-        if first is None:
+        table, name, keys = _open_table(path, in_fmt, column)
+        if table is None:
             return
+        records = table
         if in_fmt in ("csv", "tsv"):
-            header = list(first[1].keys())
-            if column not in header:
-                raise DataError(
-                    f"no text column {column!r}; the columns are: {', '.join(map(repr, header))} "
-                    "(choose with --text-column)",
-                    name,
-                )
+            header = keys
             if "label" in header or "score" in header:
                 label_key, score_key = "predicted_label", "predicted_score"
-        records = _prepend(first, records)
 
         def text_of(rec: Any, line: int) -> str:
             value = rec.get(column)
@@ -520,33 +544,19 @@ def pseudo_label(
       cat unlabelled.txt | seqtool pseudo-label --whole > self_trained.csv
     """
     from seqtool import api, paths
-    from seqtool.data.tabular import detect_format, iter_records, open_input
     from seqtool.data.text import iter_lines
     from seqtool.errors import DataError
     from seqtool.tasks.classifier import Ensemble, PseudoLabelStats
     from seqtool.tasks.classifier import pseudo_label as label_units
     from seqtool.training import runtime
 
-    if input_format not in IN_FORMATS:
-        raise SeqtoolError(
-            f"--input-format must be one of {', '.join(IN_FORMATS)}, not {input_format!r}"
-        )
     if not 0.0 <= min_score <= 1.0:
         raise SeqtoolError(f"--min-score must be in [0, 1], not {min_score}")
     if min_words < 1 or max_words < 0:
         raise SeqtoolError("--min-words must be >= 1 and --max-words >= 0")
-    if batch_size < 1:
-        raise SeqtoolError("--batch-size must be >= 1")
-    if precision not in ("fp32", "bf16"):
-        raise SeqtoolError(f"--precision must be fp32 or bf16, not {precision!r}")
-    if input_format == "auto":
-        input_format = "text" if input in (None, "-") else detect_format(input, default="text")
+    input_format = _check_run_options(input, input_format, batch_size, precision)
     if input_format == "text" and label_column:
         raise SeqtoolError("--label-column needs a CSV/TSV/JSONL table, not text lines")
-    if input is not None and input != "-":
-        from seqtool.data.text import check_input_path
-
-        check_input_path(input)
     runtime.set_threads(threads)
     teacher = Ensemble(
         [
@@ -562,25 +572,16 @@ def pseudo_label(
             (n, {text_column: t}) for n, t in enumerate(iter_lines(input), 1)
         )
     else:
-        raw, name = open_input(input)
-        records = iter_records(raw, name, input_format)
-        first = next(records, None)
-        if first is None:
+        table, name, keys = _open_table(input, input_format, text_column)
+        if table is None:
             raise DataError("no documents (an empty table)", name)
-        keys = list(first[1].keys())
-        if text_column not in keys:
-            raise DataError(
-                f"no text column {text_column!r}; the columns are: {', '.join(map(repr, keys))} "
-                "(choose with --text-column)",
-                name,
-            )
+        records = table
         if label_column is not None and label_column not in keys:
             raise DataError(
                 f"no label column {label_column!r}; the columns are: {', '.join(map(repr, keys))}",
                 name,
             )
         label_key = label_column or ("label" if "label" in keys else None)
-        records = _prepend(first, records)
 
     def field(rec: dict, key: str, line: int) -> str:
         value = rec.get(key)
