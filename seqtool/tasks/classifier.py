@@ -122,6 +122,15 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+def _labelled(labels: Sequence[str], probs: torch.Tensor) -> list[tuple[str, float, list[float]]]:
+    """(label, its probability, all probabilities) per row of probs (N, C)."""
+    best, top = probs.max(-1)
+    return [
+        (labels[int(j)], float(p), row)
+        for j, p, row in zip(top.tolist(), best.tolist(), probs.tolist(), strict=True)
+    ]
+
+
 class Ensemble:
     """Several classifiers with the same labels as one teacher: their class probabilities
     averaged (each reads the text with its own tokenizer and options)."""
@@ -142,12 +151,7 @@ class Ensemble:
         self, texts: Sequence[str], batch_size: int = 256
     ) -> list[tuple[str, float, list[float]]]:
         probs = torch.stack([m.predict_ids(m.encode(texts), batch_size) for m in self.models])
-        best, top = probs.mean(0).max(-1)  # (N,)
-        mean = probs.mean(0).tolist()
-        return [
-            (self.labels[int(j)], float(p), row)
-            for j, p, row in zip(top.tolist(), best.tolist(), mean, strict=True)
-        ]
+        return _labelled(self.labels, probs.mean(0))  # (N, C) averaged
 
 
 @dataclass
@@ -178,17 +182,13 @@ def pseudo_label(
     words is labelled, and a unit is kept when the teacher's score is at least min_score
     and, where the document has a label, the teacher agrees with it: sentence-level data
     from document-level labels, with the teacher filtering out the neutral sentences."""
-    units: list[str] = []
-    owner: list[int] = []
-    for d, text in enumerate(texts):
-        for s in split_sentences(text) if sentences else [text.strip()]:
-            if normalize:
-                s = normalize_text(s)
-            if lowercase:
-                s = s.lower()
-            if min_words <= len(s.split()) <= max(min_words, max_words or 10**9):
-                units.append(s)
-                owner.append(d)
+    cut = [split_sentences(t) if sentences else [t.strip()] for t in texts]
+    flat = prepare_texts([u for c in cut for u in c], lowercase, normalize)
+    doc = [d for d, c in enumerate(cut) for _ in c]
+    limit = max(min_words, max_words or 10**9)
+    keep = [i for i, u in enumerate(flat) if min_words <= len(u.split()) <= limit]
+    units = [flat[i] for i in keep]
+    owner = [doc[i] for i in keep]
     stats.documents += len(texts)
     stats.units += len(units)
     out: list[tuple[str, str, float]] = []
@@ -385,12 +385,7 @@ class Classifier(TaskModel):
         self, texts: Sequence[str], batch_size: int = 256
     ) -> list[tuple[str, float, list[float]]]:
         """(label, probability of that label, all class probabilities) per text, in order."""
-        probs = self.predict_ids(self.encode(texts), batch_size)
-        best, top = probs.max(-1)
-        return [
-            (self.labels[int(j)], float(p), row)
-            for j, p, row in zip(top.tolist(), best.tolist(), probs.tolist(), strict=True)
-        ]
+        return _labelled(self.labels, self.predict_ids(self.encode(texts), batch_size))
 
     # -- evaluation ----------------------------------------------------------------------------
 
