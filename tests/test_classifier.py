@@ -540,3 +540,108 @@ def test_inspect_reads_the_text_as_the_model_does():
     low_tokens, low_x, _ = model.inspect_inputs("abc de")
     assert tokens == low_tokens
     torch.testing.assert_close(x, low_x)
+
+
+@pytest.mark.parametrize("select", ["mean", "pooled"])
+def test_several_dev_sets_pick_the_checkpoint_by_select(tmp_path, select):
+    """--select mean keeps the evaluation with the best mean of per-set accuracies, pooled
+    the best accuracy over all dev rows together; each set is also reported alone."""
+    rows = _rows(SAMPLE)[1:]
+    small = tmp_path / "small.csv"
+    small.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows[:5]))
+    out = tmp_path / "m.safetensors"
+    r = run_cli(
+        "train", "classifier", SAMPLE, "-o", out, *TINY, "--tokenizer", "char",
+        "--dev", SAMPLE, "--dev", small, "--select", select, "--steps", "40",
+        "--eval-every", "4", "--batch-size", "8", "--warmup", "2", "--lr", "0.02",
+        "--seed", "1",
+    )  # fmt: skip
+    assert r.code == 0, r
+    log = tmp_path / "m.run" / "metrics.jsonl"
+    evals = [json.loads(x)["dev"] for x in log.read_text().splitlines() if '"dev"' in x]
+    assert len(evals) == 10
+    for m in evals:
+        per_set = [m["accuracy_sentiment-sample"], m["accuracy_small"]]
+        assert m["accuracy_mean"] == pytest.approx(sum(per_set) / 2)
+    key = "accuracy_mean" if select == "mean" else "accuracy"
+    best = max(m[key] for m in evals)
+    assert f"{key} {best:.4g}" in r.err
+    first_best = next(m for m in evals if m[key] == best)
+    from seqtool import api
+
+    model = api.load(out)
+    from seqtool.data.tabular import read_labelled
+    from seqtool.tasks.classifier import encode_labelled
+
+    saved = model.evaluate(
+        [(n, encode_labelled(model, read_labelled(p, "text", "label"))) for n, p in
+         (("sentiment-sample", SAMPLE), ("small", small))]
+    )  # fmt: skip
+    assert saved["accuracy"] == pytest.approx(first_best["accuracy"], abs=1e-6)
+
+
+def test_select_is_checked(tmp_path):
+    r = run_cli(
+        "train", "classifier", SAMPLE, "-o", tmp_path / "m.safetensors", *TINY,
+        "--tokenizer", "char", "--select", "median", "--steps", "1",
+    )  # fmt: skip
+    assert r.code == 2 and "--select" in r.err, r
+
+
+def test_soft_cross_entropy_is_the_cross_entropy_of_the_spread_target():
+    from seqtool.tasks.classifier import soft_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3)
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    scores = torch.tensor([1.0, 0.8, 0.5, 0.0, 0.9])
+    target = torch.empty(5, 3)
+    for i, (y, s) in enumerate(zip(labels.tolist(), scores.tolist(), strict=True)):
+        target[i] = (1 - s) / 2
+        target[i, y] = s
+    want = -(target * logits.log_softmax(-1)).sum(-1).mean()
+    assert soft_cross_entropy(logits, labels, scores).item() == pytest.approx(want.item())
+    hard = torch.nn.functional.cross_entropy(logits, labels)
+    assert soft_cross_entropy(logits, labels, None).item() == pytest.approx(hard.item())
+    assert soft_cross_entropy(logits, labels, torch.ones(5)).item() == pytest.approx(hard.item())
+
+
+def _soft_table(path: Path, scores: list[str]) -> Path:
+    rows = _rows(SAMPLE)[1:]
+    rows = [rows[i * len(rows) // len(scores)] for i in range(len(scores))]  # both labels
+    body = "".join(f'"{t}",{y},{s}\n' for (t, y), s in zip(rows, scores, strict=True))
+    path.write_text("text,label,score\n" + body)
+    return path
+
+
+def test_score_column_trains_toward_the_teachers_probability(tmp_path):
+    """Rows scored 0.5 carry no label information: a model trained on them alone stays
+    uncertain, while the same rows as hard labels are fitted."""
+    n = len(_rows(SAMPLE)) - 1  # both labels
+    soft = _soft_table(tmp_path / "soft.csv", ["0.5"] * n)
+    common = [
+        *TINY, "--tokenizer", "char", "--steps", "120", "--batch-size", "8", "--warmup", "5",
+        "--lr", "0.02", "--dev-fraction", "0", "--head-dropout", "0", "--seed", "1",
+    ]  # fmt: skip
+    r = run_cli("train", "classifier", soft, "-o", tmp_path / "s.safetensors", *common,
+                "--score-column", "score")  # fmt: skip
+    assert r.code == 0, r
+    r = run_cli("train", "classifier", soft, "-o", tmp_path / "h.safetensors", *common)
+    assert r.code == 0, r
+    from seqtool import api
+
+    texts = [t for t, _ in _rows(SAMPLE)[1:]]
+    for name, lo, hi in (("s", 0.5, 0.6), ("h", 0.75, 1.0)):
+        scores = [p for _, p, _ in api.load(tmp_path / f"{name}.safetensors").predict(texts)]
+        assert lo <= sum(scores) / n <= hi, (name, scores)
+
+
+def test_score_column_errors(tmp_path):
+    out = tmp_path / "m.safetensors"
+    base = ["train", "classifier", "-o", out, *TINY, "--tokenizer", "char", "--steps", "1"]
+    bad = _soft_table(tmp_path / "bad.csv", ["0.9", "0.8", "1.7", "0.9"])
+    r = run_cli(*base, bad, "--score-column", "score")
+    assert r.code == 2 and "bad.csv:4:" in r.err and "1.7" in r.err, r
+    r = run_cli(*base, SAMPLE, "--score-column", "score")
+    assert r.code == 2 and "no training file has that column" in r.err, r
+    assert not out.exists()

@@ -69,6 +69,26 @@ def test_keeps_confident_sentences_that_agree_with_the_document():
     assert stats.kept == {"pos": 1, "neg": 1}
 
 
+def test_no_veto_keeps_disagreeing_sentences_with_the_teachers_label():
+    teacher = FakeTeacher(
+        {
+            "A great film with heart.": ("pos", 0.97),
+            "Sadly the ending drags on.": ("neg", 0.95),  # disagrees with its document
+            "The plot follows two brothers.": ("pos", 0.6),
+        }
+    )
+    stats = PseudoLabelStats()
+    doc = "A great film with heart. Sadly the ending drags on. The plot follows two brothers."
+    rows = pseudo_label(teacher, [doc], ["pos"], stats, min_score=0.0, min_words=3, veto=False)
+    assert rows == [
+        ("A great film with heart.", "pos", 0.97),
+        ("Sadly the ending drags on.", "neg", 0.95),
+        ("The plot follows two brothers.", "pos", 0.6),
+    ]
+    assert (stats.units, stats.agreed) == (3, 2)  # agreement is still counted
+    assert stats.kept == {"pos": 2, "neg": 1}
+
+
 def test_without_document_labels_only_the_score_filters():
     teacher = FakeTeacher({"sadly the ending drags on .": ("neg", 0.95), "fine .": ("pos", 0.5)})
     stats = PseudoLabelStats()

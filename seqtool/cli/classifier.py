@@ -46,12 +46,29 @@ def train(
             "(0: none)."
         ),
     ] = 0.05,
+    select: Annotated[
+        str,
+        typer.Option(
+            help="With several --dev sets, keep the checkpoint with the best mean of their "
+            "accuracies (mean: each set counts the same) or the best accuracy over all their "
+            "rows together (pooled: a big set outweighs a small one)."
+        ),
+    ] = "mean",
     text_column: Annotated[
         str, typer.Option(help="Column (CSV/TSV header or JSON key) holding the text.")
     ] = "text",
     label_column: Annotated[
         str, typer.Option(help="Column holding the label (any strings; two or more classes).")
     ] = "label",
+    score_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Learn soft targets: this column (in [0, 1], as `pseudo-label` writes it) is "
+            "the probability the row's label should get, the rest spread over the other "
+            "labels (distillation from a teacher). Files without the column train on their "
+            "labels as certain."
+        ),
+    ] = None,
     tokenizer: Annotated[
         str,
         typer.Option(
@@ -153,6 +170,8 @@ def train(
         backbone=backbone,
         dev=dev,
         dev_fraction=dev_fraction,
+        select=select,
+        score_column=score_column,
         text_column=text_column,
         label_column=label_column,
         tokenizer=tokenizer,
@@ -507,6 +526,15 @@ def pseudo_label(
             "agrees with it (default: 'label' when the table has it; none for text lines)."
         ),
     ] = None,
+    veto: Annotated[
+        bool,
+        typer.Option(
+            "--veto/--no-veto",
+            help="Drop units whose teacher label differs from their document's label, or keep "
+            "them with the teacher's label (for distillation: all units with the teacher's "
+            "scores, `--no-veto --min-score 0`, then `train classifier --score-column score`).",
+        ),
+    ] = True,
     normalize: Annotated[
         bool,
         typer.Option(
@@ -542,6 +570,8 @@ def pseudo_label(
       seqtool train classifier sst2_train.csv imdb_sentences.csv imdb_train.csv --dev sst2_dev.csv
 
       cat unlabelled.txt | seqtool pseudo-label --whole > self_trained.csv
+
+      seqtool pseudo-label reviews.csv --no-veto --min-score 0 -o soft.csv   # then: train classifier ... soft.csv --score-column score
     """
     from seqtool import api, paths
     from seqtool.data.text import iter_lines
@@ -621,6 +651,7 @@ def pseudo_label(
                     normalize=normalize,
                     lowercase=lowercase,
                     batch_size=batch_size,
+                    veto=veto,
                 )
                 buf = io.StringIO()
                 cw = csv.writer(buf, lineterminator="\n")

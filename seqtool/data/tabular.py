@@ -73,6 +73,30 @@ class LabelledTable:
         for (texts,) in iter_columns(self.dataset, [self.text_column], rows):
             yield [t if type(t) is str else str(t) for t in texts]
 
+    def has_column(self, name: str) -> bool:
+        return name in self.dataset.column_names
+
+    def probabilities(self, column: str) -> np.ndarray:
+        """(N,) float32: a column of probabilities in [0, 1] (a teacher's score per row);
+        DataError names the line of a value that is missing, not a number or out of range."""
+        out = np.empty(len(self), dtype=np.float32)
+        row = 0
+        for (values,) in iter_columns(self.dataset, [column]):
+            for v in values:
+                try:
+                    x = float(v)
+                except (TypeError, ValueError):
+                    x = float("nan")
+                if not 0.0 <= x <= 1.0:  # also catches nan
+                    raise DataError(
+                        f"{column} {v!r} is not a probability in [0, 1]",
+                        self.path,
+                        _line_of_row(Path(self.path), self.fmt, row),
+                    )
+                out[row] = x
+                row += 1
+        return out
+
     def content_hash(self) -> str:
         """sha256 of the file's bytes, the key of token caches built from it."""
         if self._hash is None:

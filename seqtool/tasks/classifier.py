@@ -29,6 +29,7 @@ from seqtool.errors import CheckpointError, ConfigError, SeqtoolError
 from seqtool.tasks.base import TaskModel
 
 POOLS = ("last", "max", "mean")
+SELECT = ("mean", "pooled")  # how several dev sets rank checkpoints
 # A unigram/bpe tokenizer trained here learns from at most this many characters of training
 # text (evenly spread rows): sentencepiece needs ~20 bytes of memory per character.
 TOKENIZER_SAMPLE_CHARS = 10_000_000
@@ -77,6 +78,8 @@ class Encoded:
 
     ids: Sequence[Sequence[int]]
     labels: Sequence[int]
+    # Probability each row's label should get (a teacher's score); None: all certain.
+    scores: np.ndarray | None = None
 
     @property
     def lengths(self) -> Sequence[int]:
@@ -175,13 +178,15 @@ def pseudo_label(
     normalize: bool = False,
     lowercase: bool = False,
     batch_size: int = 256,
+    veto: bool = True,
 ) -> list[tuple[str, str, float]]:
     """(text, label, score) training rows from documents, labelled by `model` (the teacher).
 
     Each document is cut into sentences (or kept whole), each unit of min_words..max_words
     words is labelled, and a unit is kept when the teacher's score is at least min_score
-    and, where the document has a label, the teacher agrees with it: sentence-level data
-    from document-level labels, with the teacher filtering out the neutral sentences."""
+    and, where the document has a label, the teacher agrees with it (unless not veto):
+    sentence-level data from document-level labels, with the teacher filtering out the
+    neutral sentences."""
     cut = [split_sentences(t) if sentences else [t.strip()] for t in texts]
     flat = prepare_texts([u for c in cut for u in c], lowercase, normalize)
     doc = [d for d, c in enumerate(cut) for _ in c]
@@ -197,8 +202,10 @@ def pseudo_label(
     for s, d, (label, score, _) in zip(units, owner, model.predict(units, batch_size), strict=True):
         if doc_labels is not None:
             if label != doc_labels[d]:
-                continue
-            stats.agreed += 1
+                if veto:
+                    continue
+            else:
+                stats.agreed += 1
         if score >= min_score:
             out.append((s, label, score))
             stats.kept[label] = stats.kept.get(label, 0) + 1
@@ -340,9 +347,10 @@ class Classifier(TaskModel):
         # Each branch learns on its own loss, as an ensemble: a bag that fits the training
         # set fast must not starve the backbone of gradient.
         main, bag = self.branches(batch["ids"], batch["lengths"])
-        loss = F.cross_entropy(main.float(), batch["labels"])
+        y, scores = batch["labels"], batch.get("scores")
+        loss = soft_cross_entropy(main, y, scores)
         if bag is not None:
-            loss = loss + F.cross_entropy(bag.float(), batch["labels"])
+            loss = loss + soft_cross_entropy(bag, y, scores)
         return loss, int(batch["lengths"].sum())
 
     # -- encoding and prediction ---------------------------------------------------------------
@@ -392,7 +400,8 @@ class Classifier(TaskModel):
     @torch.no_grad()
     def evaluate(self, data: Encoded | list[tuple[str, Encoded]]) -> dict[str, Any]:
         """Accuracy, macro-F1, per-class P/R/F1 and the confusion matrix. Given several named
-        sets, the headline numbers are over their union, plus one accuracy per set."""
+        sets, the headline numbers are over their union, plus one accuracy per set and their
+        mean (`accuracy_mean`: each set counts the same, however many rows it has)."""
         groups = data if isinstance(data, list) else [("", data)]
         gold: list[int] = []
         pred: list[int] = []
@@ -407,7 +416,13 @@ class Classifier(TaskModel):
             pred += p
         metrics = classification_metrics(gold, pred, self.labels)
         if len(groups) > 1:  # per-set accuracies right after the headline (progress shows 4)
-            metrics = {"accuracy": metrics.pop("accuracy"), **per_set, **metrics}
+            mean = sum(per_set.values()) / len(per_set)
+            metrics = {
+                "accuracy": metrics.pop("accuracy"),
+                **per_set,
+                "accuracy_mean": mean,
+                **metrics,
+            }
         return metrics
 
 
@@ -473,6 +488,20 @@ def report(metrics: dict[str, Any], console: Any) -> None:
 # -- data, training setup ------------------------------------------------------------------------
 
 
+def soft_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor | None
+) -> torch.Tensor:
+    """Cross-entropy against a target that gives each row's label probability `score` and
+    spreads the rest evenly over the other classes (a teacher's belief, exact for two
+    classes); plain cross-entropy when scores is None (every score 1)."""
+    if scores is None:
+        return F.cross_entropy(logits.float(), labels)
+    logp = logits.float().log_softmax(-1)  # (B, C)
+    own = logp.gather(1, labels[:, None]).squeeze(1)  # (B,)
+    rest = (logp.sum(-1) - own) / (logp.size(-1) - 1)  # (B,) mean over the other classes
+    return -(scores * own + (1 - scores) * rest).mean()
+
+
 def label_ids(model: Classifier, table: Any, unknown_ok: bool = False) -> np.ndarray:
     """Every row's label as the model's label id (int32 array); labels the model does not know
     are an error (or -1 when unknown_ok, which evaluation counts as wrong)."""
@@ -521,10 +550,14 @@ def encode_labelled(model: Classifier, table: Any, unknown_ok: bool = False) -> 
 
 def _collate(data: Encoded, pad_id: int):
     labels = torch.as_tensor(np.asarray(data.labels))
+    scores = None if data.scores is None else torch.as_tensor(data.scores, dtype=torch.float32)
 
     def collate(idx: list[int]) -> dict[str, torch.Tensor]:
         ids, lengths = pad([data.ids[i] for i in idx], pad_id)
-        return {"ids": ids, "lengths": lengths, "labels": labels[idx].long()}
+        batch = {"ids": ids, "lengths": lengths, "labels": labels[idx].long()}
+        if scores is not None:
+            batch["scores"] = scores[idx]  # (B,)
+        return batch
 
     return collate
 
@@ -639,6 +672,8 @@ def prepare(
     ngram_dim: int = 8,
     init_from: str | list[str] | None = None,
     tokenizer_sample: int = TOKENIZER_SAMPLE_CHARS,
+    select: str = "mean",
+    score_column: str | None = None,
     resume_header: Any = None,
 ) -> tuple[Classifier, BucketedSource, Any]:
     """Read labelled files, build (or reuse) tokenizer and model; return (model, source, dev).
@@ -651,6 +686,8 @@ def prepare(
 
     if not files:
         raise SeqtoolError("give at least one training file")
+    if select not in SELECT:
+        raise SeqtoolError(f"--select must be one of {', '.join(SELECT)}, not {select!r}")
     tables = [read_labelled(f, text_column, label_column) for f in files]
     classes = sorted({y for tb in tables for y in tb.label_names})
     if len(classes) < 2:
@@ -725,7 +762,10 @@ def prepare(
     if (labels[train_rows] < 0).any():  # resumed on labels the model was not built for
         for tb in tables:
             label_ids(model, tb)  # raises, naming the file and the label
-    train_data = Encoded(ids.select(train_rows), labels[train_rows])
+    scores = None
+    if score_column:
+        scores = _scores(tables, score_column)[train_rows]
+    train_data = Encoded(ids.select(train_rows), labels[train_rows], scores)
     source = BucketedSource(
         train_data.lengths,
         _collate(train_data, tok.pad_id),
@@ -739,9 +779,25 @@ def prepare(
             (_set_name(d.path), encode_labelled(model, d, unknown_ok=True)) for d in dev_tables
         ]
         dev_data = encoded if len(encoded) > 1 else encoded[0][1]
+        if len(encoded) > 1 and select == "mean":
+            model.main_metric = "accuracy_mean"  # the best checkpoint is picked on it
     elif held is not None:
         dev_data = Encoded(ids.select(held), labels[held])
     return model, source, dev_data
+
+
+def _scores(tables: list[Any], column: str) -> np.ndarray:
+    """Each training row's target probability for its label: the score column of the tables
+    that have it, 1 (certain) for rows of tables without it (gold data beside teacher data)."""
+    if not any(tb.has_column(column) for tb in tables):
+        where = ", ".join(dict.fromkeys(tb.path for tb in tables))
+        raise SeqtoolError(f"--score-column {column!r}: no training file has that column ({where})")
+    return np.concatenate(
+        [
+            tb.probabilities(column) if tb.has_column(column) else np.ones(len(tb), np.float32)
+            for tb in tables
+        ]
+    )
 
 
 def _build_tokenizer(
