@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 class TaskModel(nn.Module):
     task: ClassVar[str]
     config_class: ClassVar[type]
-    main_metric: ClassVar[str]  # the dev metric early stopping and "best" follow
+    # The dev metric early stopping and "best" follow: a class default that a training setup
+    # may override per model (the classifier's --select over several dev sets).
+    main_metric: str
     higher_is_better: ClassVar[bool]
 
     def __init__(self, config: Any, tokenizer: Any) -> None:

@@ -201,11 +201,10 @@ def pseudo_label(
         return out
     for s, d, (label, score, _) in zip(units, owner, model.predict(units, batch_size), strict=True):
         if doc_labels is not None:
-            if label != doc_labels[d]:
-                if veto:
-                    continue
-            else:
-                stats.agreed += 1
+            agrees = label == doc_labels[d]
+            stats.agreed += agrees
+            if veto and not agrees:
+                continue
         if score >= min_score:
             out.append((s, label, score))
             stats.kept[label] = stats.kept.get(label, 0) + 1
