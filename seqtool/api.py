@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -17,10 +17,24 @@ from seqtool.errors import SeqtoolError
 RUNTIME_OPTIONS = {"threads", "device", "log_every", "max_time", "time_budget"}
 
 
-def task_module(task: str) -> Any:
+def task_class(task: str) -> Any:
+    """The TaskModel subclass registered for `task`."""
     from seqtool import tasks
 
-    return importlib.import_module(tasks.TASKS[task].split(":")[0])
+    return tasks.get(task)
+
+
+def split_options(task_cls: Any, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Keyword options -> (the task's options_class instance, its config_class fields)."""
+    if task_cls.options_class is None:  # a task not yet on the options contract
+        return dict(options), {}
+    own = {f.name for f in dataclasses.fields(task_cls.options_class)}
+    model = {f.name for f in dataclasses.fields(task_cls.config_class)}
+    unknown = sorted(set(options) - own - model)
+    if unknown:
+        raise SeqtoolError(f"train {task_cls.task}: unknown option(s) {', '.join(unknown)}")
+    opts = task_cls.options_class(**{k: v for k, v in options.items() if k in own})
+    return opts, {k: v for k, v in options.items() if k in model and k not in own}
 
 
 def train(
@@ -31,9 +45,11 @@ def train(
     save_dtype: str = "fp32",
     console: Any = None,
     callbacks: list | None = None,
-    **task_options: Any,
+    backbone: dict[str, Any] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Train a model of `task`; task_options go to that task's `prepare`. Returns a summary."""
+    """Train a model of `task`. options: fields of the task's options_class (data, setup)
+    and of its config_class (model); backbone: BackboneConfig fields. Returns a summary."""
     from seqtool import checkpoint
     from seqtool.training import Trainer, runtime
     from seqtool.training.trainer import run_dir
@@ -41,6 +57,8 @@ def train(
     out = Path(out)
     if out.is_dir():
         raise SeqtoolError(f"{out}: is a directory; -o takes a .safetensors file path")
+    task_cls = task_class(task)
+    opts, model_options = split_options(task_cls, options)
     runtime.set_threads(train_cfg.threads)
     runtime.seed_everything(train_cfg.seed)
     header = None
@@ -57,14 +75,15 @@ def train(
             raise SeqtoolError(
                 f"--resume: training options differ from the interrupted run ({', '.join(diff)})"
             )
-    model, source, dev = task_module(task).prepare(
-        train_cfg=train_cfg, resume_header=header, **task_options
+    model, source, dev = task_cls.prepare(
+        opts, model_options, dict(backbone or {}), train_cfg, header
     )
     if console is not None and os.environ.get("RANK", "0") == "0":  # rank 0 speaks for all
         resolved = {"task": task, "model": model.config.to_dict(), "train": train_cfg.to_dict()}
         console.print(
             f"config {json.dumps(resolved, sort_keys=True)}", highlight=False, soft_wrap=True
         )
+    callbacks = model.callbacks() + list(callbacks or [])
     trainer = Trainer(model, source, dev, train_cfg, out, save_dtype, callbacks, console)
     return trainer.fit(resume=resume)
 
@@ -82,13 +101,25 @@ def load_header(path: str | Path) -> Any:
     return checkpoint.read_header(path)
 
 
-def evaluate(path: str | Path, data: str, threads: int = 0, **options: Any) -> dict[str, float]:
-    """Metrics of the checkpoint at `path` on a data file, with the task's own metric."""
+def evaluate(path: str | Path, data: str, threads: int = 0, **options: Any) -> dict[str, Any]:
+    """Metrics of the checkpoint at `path` on a data file, with the task's own metric.
+    options: the `seqtool eval` options the task reads (its `eval_options`)."""
     from seqtool.training import runtime
 
     runtime.set_threads(threads)
     model = load(path)
-    return task_module(model.task).evaluate_file(model, data, **options)
+    if model.options_class is None:  # a task not yet on the contract
+        return model._module().evaluate_file(model, data, **options)
+    extra = sorted(k for k in options if k not in model.eval_options)
+    if extra:
+        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+        raise SeqtoolError(f"{flags}: not an option of a {model.task} model's evaluation")
+    return model.evaluate(model.eval_data(data, **options))
+
+
+def report(path: str | Path, metrics: dict[str, Any]) -> list[Any]:
+    """The extra tables (rich renderables) the checkpoint's task shows for these metrics."""
+    return task_class(load_header(path).task).report(metrics)
 
 
 def generate(

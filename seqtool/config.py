@@ -1,16 +1,43 @@
-"""Frozen configuration dataclasses. Unknown keys are an error, so a typo never passes silently."""
+"""Frozen configuration dataclasses. Unknown keys are an error, so a typo never passes silently.
+
+Each field declares its command-line option once, in its metadata (`opt(...)`): the help
+text, the flag spelling when it is not `--field-name`, and whether it is an option at all
+(`cli=False` for values a task derives, such as the vocabulary size). `seqtool train TASK`
+is generated from these fields (cli/options.py), so an option is written down only here or
+in its task's own config.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import typing
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field
 from typing import Any, Self
 
 from seqtool.errors import ConfigError
 
 CELLS = ("rnn", "lstm", "gru")
+
+
+def opt(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    flags: tuple[str, ...] = (),
+    cli: bool = True,
+    argument: bool = False,
+    factory: Any = MISSING,
+) -> Any:
+    """A dataclass field that is also a command-line option.
+
+    flags: the option's declarations when not `--field-name` (e.g. ("--output", "-o"), or
+    ("--lowercase",) for a flag with no --no- form); cli=False: not an option (derived or
+    internal); argument=True: a positional argument."""
+    meta = {"help": help, "flags": flags, "cli": cli, "argument": argument}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 class _Config:
@@ -45,16 +72,20 @@ class _Config:
 class BackboneConfig(_Config):
     """Embedding + stacked recurrent layers, shared by every task."""
 
-    vocab_size: int
-    embedding_dim: int = 64
-    hidden_size: int = 256
-    layers: int = 2
-    cell: str = "lstm"
-    bidirectional: bool = False
-    dropout: float = 0.0  # between stacked layers
-    embedding_dropout: float = 0.0
-    padding_idx: int | None = 0
-    weight_dropout: float = 0.0  # DropConnect on hidden-to-hidden weights (training only)
+    vocab_size: int = opt(cli=False)
+    embedding_dim: int = opt(64, "Token embedding size.")
+    hidden_size: int = opt(256, "Hidden units per layer and direction.", flags=("--hidden",))
+    layers: int = opt(2, "Stacked recurrent layers.")
+    cell: str = opt("lstm", "rnn | lstm | gru (rnn is the tanh Elman RNN).")
+    bidirectional: bool = opt(False, "Run a second recurrent stack right-to-left.")
+    dropout: float = opt(0.0, "Dropout between stacked layers.")
+    embedding_dropout: float = opt(0.0, "Dropout on token embeddings.")
+    padding_idx: int | None = opt(0, cli=False)
+    weight_dropout: float = opt(
+        0.0,
+        "DropConnect on the recurrent layers' hidden-to-hidden weights, one mask per batch "
+        "(AWD-LSTM's weight drop; 0: off).",
+    )
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -81,26 +112,38 @@ class BackboneConfig(_Config):
 class TrainConfig(_Config):
     """Everything the generic trainer needs; stored in checkpoints for reproducibility."""
 
-    steps: int = 0  # 0: derived from epochs
-    epochs: float = 10.0
-    batch_size: int = 32
-    seq_len: int = 128  # window length for language models
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    warmup: int = 100
-    schedule: str = "cosine"  # cosine | linear | constant
-    min_lr_ratio: float = 0.1
-    clip: float = 1.0  # 0 disables clipping
-    eval_every: int = 0  # 0: about 10 evaluations per run
-    patience: int = 0  # evaluations without improvement before stopping; 0 disables
-    max_time: float = 0.0  # minutes; 0 disables
-    time_budget: float = 0.0  # minutes: schedule over elapsed time, stop at the budget
-    seed: int = 0
-    threads: int = 0  # 0: torch's default
-    device: str = "auto"
-    precision: str = "fp32"  # fp32 | bf16
-    log_every: int = 20
-    ema: float = 0.0  # decay of an exponential moving average of the weights; 0: off
+    steps: int = opt(0, "Optimizer steps (0: from --epochs).")
+    epochs: float = opt(10.0, "Passes over the training data when --steps is 0.")
+    batch_size: int = opt(32, "Sequences per batch.", flags=("--batch-size", "-b"))
+    # Window length of language models: an option only of the tasks that list it.
+    seq_len: int = opt(128, "Training window length in tokens (BPTT length).", cli=False)
+    lr: float = opt(3e-3, "Peak learning rate (AdamW).")
+    weight_decay: float = opt(0.01, "AdamW weight decay.")
+    warmup: int = opt(100, "Linear warmup steps.")
+    schedule: str = opt("cosine", "LR decay after warmup: cosine | linear | constant.")
+    min_lr_ratio: float = opt(0.1, cli=False)
+    clip: float = opt(1.0, "Gradient-norm clipping (0: off). Cures exploding gradients.")
+    eval_every: int = opt(0, "Steps between dev evaluations (0: ~10 per run).")
+    patience: int = opt(0, "Stop after this many evaluations without improvement (0: off).")
+    max_time: float = opt(0.0, "Stop after this many minutes of training (0: no limit).")
+    time_budget: float = opt(
+        0.0,
+        "Train for this many minutes: the LR schedule follows elapsed time and ends at the "
+        "budget, so a run on a busy machine still anneals (not bit-reproducible).",
+    )
+    ema: float = opt(
+        0.0,
+        "Evaluate and save an exponential moving average of the weights with this decay, e.g. "
+        "0.999 (0: off). Often a better model than the last weights.",
+    )
+    seed: int = opt(0, "Random seed: the same seed and data give the same model.")
+    threads: int = opt(
+        0,
+        "CPU threads for torch (0: torch's default). One is often faster on a busy 2-core machine.",
+    )
+    device: str = opt("auto", "auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).")
+    precision: str = opt("fp32", "fp32 | bf16 (bf16 autocast; faster on CPUs with bf16 support).")
+    log_every: int = opt(20, "Steps between logged losses.")
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "linear", "constant"):

@@ -1,8 +1,14 @@
-"""Sampling (temperature, top-k, top-p), greedy choice and beam search over step functions."""
+"""Sampling (temperature, top-k, top-p), greedy and beam search: one loop over a step function.
+
+`search` is the loop: it feeds tokens to a step function and lets a strategy pick the next
+ones. The LM's sampling (`Sampler`), greedy decoding (`Greedy`) and beam search (`Beam`) are
+strategies of that one loop; nothing here knows about models.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,14 +55,65 @@ def sample(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-# -- search over a step function ----------------------------------------------------------------
+# -- one loop over a step function ---------------------------------------------------------------
 #
-# A step function takes the last tokens (N,) and a decoder state for N rows and returns
-# log-probabilities (N, V) and the new state; `reorder(state, index)` picks rows of a state
-# (to follow surviving beams or drop finished sentences). Nothing here knows about models.
+# A step function takes the last tokens (N,) and a decoder state for N rows and returns scores
+# (N, V) and the new state; `reorder(state, index)` picks rows of a state (to follow surviving
+# beams or drop finished sentences).
 
 StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 ReorderFn = Callable[[Any, torch.Tensor], Any]
+
+
+class Strategy:
+    """Picks the next tokens from a step's scores. `choose` returns the tokens to feed next
+    (N',) and the rows of the state that go on (None: all), or (None, None) when done."""
+
+    def first(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def choose(self, scores: torch.Tensor, t: int) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+
+def search(
+    step: StepFn,
+    state: Any,
+    strategy: Strategy,
+    reorder: ReorderFn | None = None,
+    max_steps: int | None = None,
+) -> Iterator[torch.Tensor]:
+    """Run `step` from the strategy's first tokens until it is done (or max_steps); yields the
+    tokens chosen at each step, so a caller can stream them."""
+    cur = strategy.first()
+    for t in itertools.count() if max_steps is None else range(max_steps):
+        scores, state = step(cur, state)
+        cur, keep = strategy.choose(scores, t)
+        if cur is None:
+            return
+        if keep is not None:
+            state = reorder(state, keep)
+        yield cur
+
+
+class Sampler(Strategy):
+    """Sample (or with temperature 0 take the argmax of) every row's next token."""
+
+    def __init__(
+        self,
+        start: torch.Tensor,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.start, self.args = start, (temperature, top_k, top_p, generator)
+
+    def first(self) -> torch.Tensor:
+        return self.start
+
+    def choose(self, scores: torch.Tensor, t: int) -> tuple[torch.Tensor, None]:
+        return sample(scores, *self.args), None
 
 
 @dataclass
@@ -71,6 +128,49 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
+class Greedy(Strategy):
+    """Argmax decoding for a batch; each sentence stops at EOS or its max_len (B,) tokens.
+    `min_steps` keeps every row stepping that long (free-running loss needs it)."""
+
+    def __init__(
+        self, batch: int, bos: int, eos: int, max_len: torch.Tensor, min_steps: int = 0
+    ) -> None:
+        self.batch, self.bos, self.eos, self.min_steps = batch, bos, eos, min_steps
+        self.limit = max_len.tolist()
+        self.steps = max(max(self.limit, default=0), min_steps)
+        self.logp_sum = torch.zeros(batch)
+        self.out: list[list[int]] = [[] for _ in range(batch)]
+        self.done = [False] * batch
+
+    def first(self) -> torch.Tensor:
+        return torch.full((self.batch,), self.bos, dtype=torch.long)
+
+    def choose(self, logp: torch.Tensor, t: int) -> tuple[Any, None]:
+        best, cur = logp.float().max(-1)  # (B,), (B,)
+        toks, vals = cur.tolist(), best.tolist()
+        for b in range(self.batch):
+            if self.done[b]:
+                continue
+            self.logp_sum[b] += vals[b]
+            if toks[b] == self.eos:
+                self.done[b] = True
+            else:
+                self.out[b].append(toks[b])
+                self.done[b] = t + 1 >= self.limit[b]
+        if all(self.done) and t + 1 >= self.min_steps:
+            return None, None
+        return cur, None
+
+    def hypotheses(self, alpha: float) -> list[Hypothesis]:
+        hyps = []
+        for b in range(self.batch):
+            out = self.out[b]
+            n = len(out) + (1 if len(out) < self.limit[b] else 0)  # + EOS when it was produced
+            lp = float(self.logp_sum[b])
+            hyps.append(Hypothesis(out, lp, lp / length_penalty(n, alpha)))
+        return hyps
+
+
 def greedy(
     step: StepFn,
     state: Any,
@@ -81,35 +181,84 @@ def greedy(
     alpha: float = 0.0,
     min_steps: int = 0,
 ) -> list[Hypothesis]:
-    """Argmax decoding for a batch; each sentence stops at EOS or its max_len (B,) tokens.
-    `min_steps` keeps every row stepping that long (free-running loss needs it)."""
-    cur = torch.full((batch,), bos, dtype=torch.long)
-    logp_sum = torch.zeros(batch)
-    out: list[list[int]] = [[] for _ in range(batch)]
-    done = [False] * batch
-    limit = max_len.tolist()
-    steps = max(max(limit, default=0), min_steps)
-    for t in range(steps):
-        logp, state = step(cur, state)  # (B, V)
-        best, cur = logp.float().max(-1)  # (B,), (B,)
-        toks, vals = cur.tolist(), best.tolist()
-        for b in range(batch):
-            if done[b]:
+    """Greedy decoding through `search`; one hypothesis per sentence."""
+    g = Greedy(batch, bos, eos, max_len, min_steps)
+    for _ in search(step, state, g, max_steps=g.steps):
+        pass
+    return g.hypotheses(alpha)
+
+
+class Beam(Strategy):
+    """Batched beam search with GNMT length penalty. A sentence ends once `beam` hypotheses
+    have finished (so beam 1 is exactly greedy) or at its max_len (B,) tokens, where the live
+    beams are finished as they are. Row r of the live state belongs to sentence
+    active[r // K]; finished sentences are dropped from the state."""
+
+    def __init__(
+        self, batch: int, bos: int, eos: int, max_len: torch.Tensor, beam: int, alpha: float
+    ) -> None:
+        self.K, self.bos, self.eos, self.alpha = beam, bos, eos, alpha
+        self.limit = max_len.tolist()
+        self.active = list(range(batch))
+        self.scores = torch.full((batch, beam), float("-inf"))
+        self.scores[:, 0] = 0.0  # all beams start identical: only one may expand at step 1
+        self.history = torch.full((batch * beam, 0), bos, dtype=torch.long)  # (N, t)
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+
+    def first(self) -> torch.Tensor:
+        return torch.full((len(self.active) * self.K,), self.bos, dtype=torch.long)
+
+    def _finish(self, b: int, ids: list[int], v: float, t: int) -> None:
+        self.finished[b].append(Hypothesis(ids, v, v / length_penalty(t, self.alpha)))
+
+    def choose(self, logp: torch.Tensor, t0: int) -> tuple[Any, Any]:
+        K, t = self.K, t0 + 1
+        V = logp.size(-1)
+        cand = (self.scores.view(-1, 1) + logp.float()).view(len(self.active), K * V)  # (A, K*V)
+        # 2K candidates guarantee K that do not end, even if K of them are EOS.
+        vals, idx = cand.topk(min(2 * K, K * V), dim=-1)  # (A, 2K)
+        src_beam, tok = idx // V, idx % V
+        vals_l, beam_l, tok_l = vals.tolist(), src_beam.tolist(), tok.tolist()
+        keep_rows, keep_tok, keep_scores, still = [], [], [], []
+        for a, b in enumerate(self.active):
+            rows, toks_b, sc = [], [], []
+            for j in range(len(tok_l[a])):
+                v = vals_l[a][j]
+                if v == float("-inf"):
+                    break
+                row = a * K + beam_l[a][j]
+                if tok_l[a][j] == self.eos:
+                    if j < K:  # an EOS outside the top K would not have survived
+                        self._finish(b, self.history[row].tolist(), v, t)
+                    continue
+                if len(rows) < K:
+                    rows.append(row)
+                    toks_b.append(tok_l[a][j])
+                    sc.append(v)
+            if len(self.finished[b]) >= K:
                 continue
-            logp_sum[b] += vals[b]
-            if toks[b] == eos:
-                done[b] = True
-            else:
-                out[b].append(toks[b])
-                done[b] = t + 1 >= limit[b]
-        if all(done) and t + 1 >= min_steps:
-            break
-    hyps = []
-    for b in range(batch):
-        n = len(out[b]) + (1 if len(out[b]) < limit[b] else 0)  # + EOS when it was produced
-        lp = float(logp_sum[b])
-        hyps.append(Hypothesis(out[b], lp, lp / length_penalty(n, alpha)))
-    return hyps
+            if t >= self.limit[b] or not rows:
+                for row, tk, v in zip(rows, toks_b, sc, strict=True):
+                    self._finish(b, self.history[row].tolist() + [tk], v, t)
+                continue
+            while len(rows) < K:  # pad with dead beams (score -inf) to keep K rows per sentence
+                rows.append(rows[0])
+                toks_b.append(toks_b[0])
+                sc.append(float("-inf"))
+            still.append(b)
+            keep_rows += rows
+            keep_tok += toks_b
+            keep_scores.append(sc)
+        if not still:
+            return None, None
+        index = torch.tensor(keep_rows)
+        self.history = torch.cat([self.history[index], torch.tensor(keep_tok).unsqueeze(1)], dim=1)
+        self.scores = torch.tensor(keep_scores)  # (A', K)
+        self.active = still
+        return torch.tensor(keep_tok), index
+
+    def best(self, n_best: int) -> list[list[Hypothesis]]:
+        return [sorted(f, key=lambda h: -h.score)[:n_best] for f in self.finished]
 
 
 def beam_search(
@@ -124,69 +273,11 @@ def beam_search(
     alpha: float = 1.0,
     n_best: int = 1,
 ) -> list[list[Hypothesis]]:
-    """Batched beam search with GNMT length penalty; returns the n_best hypotheses per sentence,
-    best first. A sentence ends once `beam` hypotheses have finished (so beam 1 is exactly
-    greedy) or at its max_len (B,) tokens, where the live beams are finished as they are."""
+    """Beam search through `search`; the n_best hypotheses per sentence, best first."""
     if beam < 1 or not 1 <= n_best <= beam:
         raise ConfigError(f"need beam >= 1 and 1 <= n-best <= beam (got {beam}, {n_best})")
-    K = beam
-    limit = max_len.tolist()
-    # Row r of the live state belongs to sentence active[r // K].
-    active = list(range(batch))
-    state = reorder(state, torch.arange(batch).repeat_interleave(K))
-    scores = torch.full((batch, K), float("-inf"))
-    scores[:, 0] = 0.0  # all beams start identical: only one may expand at step 1
-    history = torch.full((batch * K, 0), bos, dtype=torch.long)  # (N, t)
-    cur = torch.full((batch * K,), bos, dtype=torch.long)
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    t = 0
-    while active:
-        t += 1
-        logp, state = step(cur, state)  # (N, V)
-        V = logp.size(-1)
-        cand = (scores.view(-1, 1) + logp.float()).view(len(active), K * V)  # (A, K*V)
-        # 2K candidates guarantee K that do not end, even if K of them are EOS.
-        vals, idx = cand.topk(min(2 * K, K * V), dim=-1)  # (A, 2K)
-        src_beam, tok = idx // V, idx % V
-        vals_l, beam_l, tok_l = vals.tolist(), src_beam.tolist(), tok.tolist()
-        keep_rows, keep_tok, keep_scores, still = [], [], [], []
-        for a, b in enumerate(active):
-            rows, toks_b, sc = [], [], []
-            for j in range(len(tok_l[a])):
-                v = vals_l[a][j]
-                if v == float("-inf"):
-                    break
-                row = a * K + beam_l[a][j]
-                if tok_l[a][j] == eos:
-                    if j < K:  # an EOS outside the top K would not have survived
-                        ids = history[row].tolist()
-                        finished[b].append(Hypothesis(ids, v, v / length_penalty(t, alpha)))
-                    continue
-                if len(rows) < K:
-                    rows.append(row)
-                    toks_b.append(tok_l[a][j])
-                    sc.append(v)
-            if len(finished[b]) >= K:
-                continue
-            if t >= limit[b] or not rows:
-                for row, tk, v in zip(rows, toks_b, sc, strict=True):
-                    ids = history[row].tolist() + [tk]
-                    finished[b].append(Hypothesis(ids, v, v / length_penalty(t, alpha)))
-                continue
-            while len(rows) < K:  # pad with dead beams (score -inf) to keep K rows per sentence
-                rows.append(rows[0])
-                toks_b.append(toks_b[0])
-                sc.append(float("-inf"))
-            still.append(b)
-            keep_rows += rows
-            keep_tok += toks_b
-            keep_scores.append(sc)
-        if not still:
-            break
-        index = torch.tensor(keep_rows)
-        history = torch.cat([history[index], torch.tensor(keep_tok).unsqueeze(1)], dim=1)
-        cur = torch.tensor(keep_tok)
-        scores = torch.tensor(keep_scores)  # (A', K)
-        state = reorder(state, index)
-        active = still
-    return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]
+    b = Beam(batch, bos, eos, max_len, beam, alpha)
+    state = reorder(state, torch.arange(batch).repeat_interleave(beam))
+    for _ in search(step, state, b, reorder):
+        pass
+    return b.best(n_best)

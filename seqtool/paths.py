@@ -8,13 +8,6 @@ from pathlib import Path
 
 from seqtool.errors import SeqtoolError
 
-DEFAULTS = {
-    "lm": "lm-shakespeare.safetensors",
-    "classifier": "sentiment.safetensors",
-    "tagger": "pos-en.safetensors",
-    "translator": "translate-en-de.safetensors",
-}
-
 
 def search_path() -> list[Path]:
     """$SEQTOOL_CHECKPOINTS, then the checkout's checkpoints/, then the wheel's data dir."""
@@ -27,7 +20,12 @@ def search_path() -> list[Path]:
 
 
 def default_model(task: str) -> Path:
-    name = DEFAULTS[task]
+    """The shipped model of `task` (its class's `shipped_model`)."""
+    from seqtool import tasks
+
+    name = tasks.get(task).shipped_model
+    if name is None:
+        raise SeqtoolError(f"no {task} model ships with seqtool; pass --model")
     for d in search_path():
         if (d / name).is_file():
             return d / name

@@ -187,7 +187,9 @@ def test_eval_subprocess_exit_code_for_missing_file(tiny_lm):
 
 
 def test_default_model_search_path(monkeypatch, tmp_path, tiny_lm):
-    target = tmp_path / paths.DEFAULTS["lm"]
+    from seqtool.tasks.lm import LanguageModel
+
+    target = tmp_path / LanguageModel.shipped_model
     target.write_bytes(tiny_lm.read_bytes())
     monkeypatch.setenv("SEQTOOL_CHECKPOINTS", str(tmp_path))
     assert paths.default_model("lm") == target

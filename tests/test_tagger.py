@@ -151,7 +151,7 @@ def test_dense_per_length_rnn_equals_packed(model):
 
 
 def test_char_encoder_ignores_padding():
-    from seqtool.backbone.embedding import CharWordEncoder
+    from seqtool.backbone import CharWordEncoder
     from seqtool.data.batching import pad
 
     torch.manual_seed(0)

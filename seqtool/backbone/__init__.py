@@ -1,6 +1,17 @@
-"""The shared backbone: every task's model is this embedding + recurrent stack plus a small head."""
+"""The shared backbone: every task's model is this encoder (plus, for the translator, this
+decoder) and a small head. Nothing outside this package builds a recurrent stack."""
 
+from seqtool.backbone.charword import CharWordEncoder
 from seqtool.backbone.embedding import TokenEmbedding
-from seqtool.backbone.recurrent import Backbone, Recurrent, State
+from seqtool.backbone.encoder import POOLS, Backbone, Encoder
+from seqtool.backbone.recurrent import Recurrent, State
 
-__all__ = ["Backbone", "Recurrent", "State", "TokenEmbedding"]
+__all__ = [
+    "POOLS",
+    "Backbone",
+    "CharWordEncoder",
+    "Encoder",
+    "Recurrent",
+    "State",
+    "TokenEmbedding",
+]

@@ -13,8 +13,6 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqtool.backbone.cells import Stepper
-from seqtool.backbone.embedding import TokenEmbedding
-from seqtool.config import BackboneConfig
 
 # (h,) for rnn/gru, (h, c) for lstm; each (layers * directions, B, H)
 State = tuple[torch.Tensor, ...]
@@ -148,43 +146,3 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             raise ValueError("step mode needs a unidirectional recurrent stack")
         return Stepper.from_module(self.rnn, self.cell, input_table)
-
-
-class Backbone(nn.Module):
-    """Token embedding + Recurrent, configured by a BackboneConfig."""
-
-    def __init__(self, cfg: BackboneConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.embedding = TokenEmbedding(
-            cfg.vocab_size, cfg.embedding_dim, cfg.padding_idx, cfg.embedding_dropout
-        )
-        self.rnn = Recurrent(
-            cfg.embedding_dim,
-            cfg.hidden_size,
-            cfg.layers,
-            cfg.cell,
-            cfg.bidirectional,
-            cfg.dropout,
-            weight_dropout=cfg.weight_dropout,
-        )
-
-    @property
-    def output_size(self) -> int:
-        return self.rnn.output_size
-
-    def forward(
-        self,
-        ids: torch.Tensor,
-        lengths: torch.Tensor | None = None,
-        state: State | None = None,
-    ) -> tuple[torch.Tensor, State]:
-        """ids (B, T) -> outputs (B, T, D*H), final state."""
-        return self.rnn(self.embedding(ids), lengths, state)
-
-    def stepper(self) -> Stepper:
-        """Inference stepper taking token ids; layer 0's input projection is a lookup table."""
-        l0 = self.rnn.rnn
-        with torch.no_grad():
-            table = self.embedding.weight @ l0.weight_ih_l0.t() + l0.bias_ih_l0  # (V, G*H)
-        return self.rnn.stepper(input_table=table)

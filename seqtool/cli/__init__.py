@@ -26,7 +26,8 @@ SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 # The command registry: name -> (module, attribute, one-line help). Only the command being
 # run is imported and built; `seqtool --help` lists them from the one-line helps, so start-up
-# stays fast however many commands there are. One line per task here, one file in cli/.
+# stays fast however many commands there are. `seqtool train TASK` comes from the task
+# registry (seqtool.tasks.TASKS) and is generated from the task's dataclasses.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": (
         "lm",
@@ -46,12 +47,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "eval_command",
         "Evaluate a checkpoint on held-out data with its task's metric.",
     ),
-}
-TRAIN: dict[str, tuple[str, str]] = {
-    "lm": ("lm", "train"),
-    "classifier": ("classifier", "train"),
-    "tagger": ("tagger", "train"),
-    "translator": ("translator", "train"),
 }
 GROUPS: dict[str, tuple[str, str, str]] = {
     "train": ("", "", "Train a model: seqtool train TASK FILE... -o model.safetensors"),
@@ -97,9 +92,10 @@ def _stub(help_: str):
     return stub
 
 
-def build_app(only: str | None = None, full: bool = False) -> typer.Typer:
+def build_app(only: str | None = None, full: bool = False, sub: str | None = None) -> typer.Typer:
     """The Typer app: every command real (full), only `only` real and the rest listed by
-    name and help (what a run needs), or all listed (what `seqtool --help` needs)."""
+    name and help (what a run needs), or all listed (what `seqtool --help` needs). For
+    `train`, only the task `sub` is generated (its module imports torch)."""
     app = typer.Typer(
         name="seqtool",
         help=HELP,
@@ -118,20 +114,37 @@ def build_app(only: str | None = None, full: bool = False) -> typer.Typer:
         if not (full or only == name):
             app.add_typer(typer.Typer(help=help_, context_settings=SETTINGS), name=name)
         elif name == "train":
-            train = typer.Typer(help=help_, no_args_is_help=True, context_settings=SETTINGS)
-            for task, (m, a) in TRAIN.items():
-                train.command(task)(_load(m, a))
-            app.add_typer(train, name="train")
+            app.add_typer(_train_app(help_, sub, full), name="train")
         else:
             app.add_typer(_load(module, attr), name=name)
     return app
 
 
-def _command_name(args: list[str]) -> str | None:
-    for a in args:
-        if not a.startswith("-"):
-            return a
-    return None
+def _train_app(help_: str, sub: str | None, full: bool) -> typer.Typer:
+    """`seqtool train TASK` for every registered task: `sub` (or all, full) generated, the
+    rest listed by name and one-line help."""
+    from seqtool.tasks import TASKS
+
+    train = typer.Typer(help=help_, no_args_is_help=True, context_settings=SETTINGS)
+    for task, (_, line) in TASKS.items():
+        if full or sub == task:
+            from seqtool.cli.options import train_command
+            from seqtool.tasks import get
+
+            cls = get(task)
+            if cls.options_class is None:  # transition: a task with its own cli module
+                train.command(task)(_load(task, "train"))
+            else:
+                train.command(task)(train_command(cls))
+        else:
+            train.command(task, help=line)(_stub(line))
+    return train
+
+
+def _command_path(args: list[str]) -> tuple[str | None, str | None]:
+    """The command and subcommand named in args (`train lm`), skipping options."""
+    words = [a for a in args if not a.startswith("-")][:2]
+    return (words + [None, None])[0], (words + [None, None])[1]
 
 
 def __getattr__(name: str):
@@ -143,10 +156,12 @@ def __getattr__(name: str):
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit 2, never a traceback."""
     try:
-        name = _command_name(sys.argv[1:])
-        # Shell completion walks the whole tree; a run needs only its own command.
-        complete = any(k.endswith("_COMPLETE") for k in os.environ)
-        app = build_app(only=name, full=complete)
+        # A run needs only its own command; shell completion only the one being typed.
+        args = sys.argv[1:]
+        if any(k.endswith("_COMPLETE") for k in os.environ):
+            args = os.environ.get("COMP_WORDS", "").split()[1:]
+        name, sub = _command_path(args)
+        app = build_app(only=name, sub=sub)
         rv = app(standalone_mode=False)
         sys.stdout.flush()
     except SeqtoolError as e:

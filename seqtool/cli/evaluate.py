@@ -72,6 +72,5 @@ def eval_command(
             table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     err_console().print(table)
     # Tasks may add their own tables (per-class scores, confusion matrix) from the metrics.
-    report = getattr(api.task_module(api.load_header(model).task), "report", None)
-    if report is not None:
-        report(metrics, err_console())
+    for renderable in api.report(model, metrics):
+        err_console().print(renderable)

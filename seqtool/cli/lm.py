@@ -1,4 +1,5 @@
-"""`seqtool train lm` and `seqtool generate`: the character-level language model."""
+"""`seqtool generate`: text from a language model (`seqtool train lm` is generated from
+the task's options, cli/options.py)."""
 
 from __future__ import annotations
 
@@ -8,88 +9,7 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import err_console, run_training, training_command, write
-
-
-@training_command(
-    cell="lstm", layers=2, hidden=512, embedding_dim=64, dropout=0.25, embedding_dropout=0.0
-)
-def train(
-    files: Annotated[list[str], typer.Argument(help="Training text file(s); - reads stdin.")],
-    dev: Annotated[str | None, typer.Option(help="Dev text file for evaluation.")] = None,
-    dev_fraction: Annotated[
-        float,
-        typer.Option(
-            help="Hold out this tail fraction of the corpus as dev when --dev is not given (0: none)."
-        ),
-    ] = 0.05,
-    seq_len: Annotated[
-        int, typer.Option(help="Training window length in tokens (BPTT length).")
-    ] = 128,
-    tokenizer: Annotated[
-        str,
-        typer.Option(
-            help="char | bpe | unigram (trained on the corpus) or a tokenizer file from `seqtool tokenize train`."
-        ),
-    ] = "char",
-    vocab_size: Annotated[int, typer.Option(help="Vocabulary size for bpe/unigram.")] = 8000,
-    head_dropout: Annotated[float, typer.Option(help="Dropout before the output layer.")] = 0.0,
-    encoding_errors: Annotated[
-        str,
-        typer.Option(
-            help="strict (error with byte offset) | replace | ignore for non-UTF-8 input."
-        ),
-    ] = "strict",
-    reverse: Annotated[
-        bool,
-        typer.Option(
-            "--reverse",
-            help="Read the text right to left: a backward LM, to seed a bidirectional "
-            "classifier's backward direction (train classifier --init-from FWD --init-from BWD).",
-        ),
-    ] = False,
-    sampled_softmax: Annotated[
-        int,
-        typer.Option(
-            help="Train the output layer against this many sampled negatives instead of the "
-            "whole vocabulary (much faster for 8k+ subword vocabularies; dev loss stays exact). "
-            "0: full softmax.",
-        ),
-    ] = 0,
-    *,
-    train_cfg=None,
-    backbone=None,
-    run=None,
-) -> None:
-    """Train a language model (character-level by default) on text files.
-
-    Examples:
-
-      seqtool train lm corpus.txt -o my.safetensors
-
-      seqtool train lm corpus.txt -o my.safetensors --cell gru --layers 2 --hidden 256
-
-      seqtool train lm train.txt --dev dev.txt --precision bf16 --threads 2 --steps 3000
-
-      seqtool train lm train.txt --dev dev.txt -o my.safetensors --resume   # after Ctrl-C
-
-      seqtool train lm reviews.txt --tokenizer tok.model --sampled-softmax 1024 --reverse -o bwd.safetensors
-    """
-    run_training(
-        "lm",
-        train_cfg,
-        run,
-        files=files,
-        backbone=backbone,
-        dev=dev,
-        dev_fraction=dev_fraction,
-        tokenizer=tokenizer,
-        vocab_size=vocab_size,
-        head_dropout=head_dropout,
-        encoding_errors=encoding_errors,
-        reverse=reverse,
-        sampled_softmax=sampled_softmax,
-    )
+from seqtool.cli._common import err_console, write
 
 
 def generate(

@@ -122,13 +122,10 @@ def train(
 
       seqtool train translator train.tsv --attention none --cell gru   # plain seq2seq
     """
-    from seqtool.tasks.translator import train_callbacks
-
     run_training(
         "translator",
         train_cfg,
         run,
-        callbacks=train_callbacks(),
         files=files,
         source=source,
         target=target,

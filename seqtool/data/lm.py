@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from seqtool.errors import SeqtoolError
@@ -56,3 +59,38 @@ class EvalStream:
         self.ids, self.num_chars = ids, num_chars
         self.streams = max(1, min(streams, (ids.numel() - 1) // 2))
         self.chunk = chunk
+
+
+def token_stream(
+    files: list[str],
+    encoding_errors: str,
+    dev: str | None,
+    dev_fraction: float,
+    build: Callable[[np.ndarray, list[str]], tuple[Any, Any]],
+) -> tuple[Any, Any, Any]:
+    """Check and count the training files, then tokenize them into the on-disk token cache.
+
+    build(char counts, files on disk) -> (model config, tokenizer) runs between the two
+    passes, so a tokenizer can learn from the corpus. Returns (config, tokenizer, TokenFile).
+    stdin ('-') is spooled to a temporary file first and removed after."""
+    from seqtool.data import corpus
+
+    if not files:
+        raise SeqtoolError("give at least one training file (or - for stdin)")
+    if dev is None and dev_fraction > 0 and not 0 < dev_fraction < 1:
+        raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
+    names = ["<stdin>" if f == "-" else f for f in files]
+    files, spooled = corpus.spool_stdin(files)
+    try:
+        for f, name in zip(files, names, strict=True):
+            if corpus.check_input_path(f).stat().st_size == 0:
+                raise SeqtoolError(f"{name}: empty corpus")
+        content_hash, counts, chars = corpus.corpus_hash(files, encoding_errors)
+        config, tok = build(counts, files)
+        tokens = corpus.tokenize_to_cache(files, tok, content_hash, chars, encoding_errors)
+    finally:
+        if spooled:
+            os.unlink(spooled)
+    if not any(chr(c).strip() for c in np.nonzero(counts)[0]):
+        raise SeqtoolError(f"{names[0]}: empty corpus (whitespace only)")
+    return config, tok, tokens

@@ -1,4 +1,5 @@
-"""Task registry. Adding a task: one module in tasks/ and one entry here."""
+"""The task registry. Adding a task: one file in tasks/ (a TaskModel subclass) and one line
+here. Modules are imported only when their task is used, so the CLI starts fast."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from seqtool.errors import CheckpointError
 if TYPE_CHECKING:
     from seqtool.tasks.base import TaskModel
 
-# task name -> "module:class"; imported lazily so the CLI starts fast
-TASKS: dict[str, str] = {
-    "lm": "seqtool.tasks.lm:LanguageModel",
-    "translator": "seqtool.tasks.translator:Translator",
-    "classifier": "seqtool.tasks.classifier:Classifier",
-    "tagger": "seqtool.tasks.tagger:Tagger",
-}
+# task name -> ("module:class", the one line `seqtool train --help` shows)
+TASKS: dict[str, tuple[str, str]] = {
+    "lm": ("seqtool.tasks.lm:LanguageModel", "Train a language model (character-level by default) on text files."),
+    "classifier": ("seqtool.tasks.classifier:Classifier", "Train a text classifier (bidirectional LSTM by default) on labelled CSV/TSV/JSONL."),
+    "tagger": ("seqtool.tasks.tagger:Tagger", "Train a part-of-speech tagger on CoNLL-U (UPOS by default)."),
+    "translator": ("seqtool.tasks.translator:Translator", "Train an encoder-decoder translator (bidirectional encoder, attention decoder)."),
+}  # fmt: skip
 
 
 def get(task: str) -> type[TaskModel]:
     try:
-        module, cls = TASKS[task].split(":")
+        module, cls = TASKS[task][0].split(":")
     except KeyError:
         raise CheckpointError(f"unknown task {task!r} (known: {', '.join(TASKS)})") from None
     return getattr(importlib.import_module(module), cls)

@@ -26,7 +26,7 @@ from seqtool.config import BackboneConfig, _Config
 from seqtool.data.batching import BucketedSource, eval_batches, pad
 from seqtool.data.conllu import simple_tokenize
 from seqtool.errors import CheckpointError, ConfigError, SeqtoolError
-from seqtool.tasks.base import TaskModel
+from seqtool.tasks.base import ModuleTask
 
 POOLS = ("last", "max", "mean")
 SELECT = ("mean", "pooled")  # how several dev sets rank checkpoints
@@ -257,8 +257,9 @@ def ngram_ids(
     return torch.cat(out, 1)
 
 
-class Classifier(TaskModel):
+class Classifier(ModuleTask):
     task = "classifier"
+    shipped_model = "sentiment.safetensors"
     config_class = ClassifierConfig
     main_metric = "accuracy"
     higher_is_better = True

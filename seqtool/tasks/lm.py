@@ -7,19 +7,19 @@ stepping the recurrent stack one token at a time with carried state.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqtool.backbone import Backbone, Recurrent, State
-from seqtool.config import BackboneConfig, _Config
+from seqtool.backbone import Encoder, Recurrent, State
+from seqtool.config import BackboneConfig, _Config, opt
 from seqtool.data.lm import EvalStream
-from seqtool.decoding import sample
+from seqtool.decoding import Sampler, search
 from seqtool.errors import SeqtoolError
 from seqtool.tasks.base import TaskModel
 
@@ -27,16 +27,61 @@ IN_MEMORY_TOKENS = 50_000_000  # larger token streams stay on disk
 
 
 @dataclass(frozen=True)
+class LMOptions(_Config):
+    """Train a language model (character-level by default) on text files.
+
+    Examples:
+
+      seqtool train lm corpus.txt -o my.safetensors
+
+      seqtool train lm corpus.txt -o my.safetensors --cell gru --layers 2 --hidden 256
+
+      seqtool train lm train.txt --dev dev.txt --precision bf16 --threads 2 --steps 3000
+
+      seqtool train lm train.txt --dev dev.txt -o my.safetensors --resume   # after Ctrl-C
+
+      seqtool train lm reviews.txt --tokenizer tok.model --sampled-softmax 1024 --reverse -o bwd.safetensors
+    """
+
+    files: list[str] = opt(help="Training text file(s); - reads stdin.", argument=True)
+    dev: str | None = opt(None, "Dev text file for evaluation.")
+    dev_fraction: float = opt(
+        0.05,
+        "Hold out this tail fraction of the corpus as dev when --dev is not given (0: none).",
+    )
+    tokenizer: str = opt(
+        "char",
+        "char | bpe | unigram (trained on the corpus) or a tokenizer file from `seqtool "
+        "tokenize train`.",
+    )
+    vocab_size: int = opt(8000, "Vocabulary size for bpe/unigram.")
+    encoding_errors: str = opt(
+        "strict", "strict (error with byte offset) | replace | ignore for non-UTF-8 input."
+    )
+    max_dev_tokens: int = opt(2_000_000, cli=False)  # a held-out tail is sampled, not read whole
+
+
+@dataclass(frozen=True)
 class LMConfig(_Config):
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(vocab_size=1))
-    head_dropout: float = 0.0
+    head_dropout: float = opt(0.0, "Dropout before the output layer.")
     # Read the text right to left (predict token t-1 from tokens >= t): a backward LM, to seed
     # a bidirectional classifier's backward direction.
-    reverse: bool = False
+    reverse: bool = opt(
+        False,
+        "Read the text right to left: a backward LM, to seed a bidirectional classifier's "
+        "backward direction (train classifier --init-from FWD --init-from BWD).",
+        flags=("--reverse",),
+    )
     # Training only: score the true token against this many shared negatives drawn from the
     # corpus unigram^0.75 (sampled softmax, Jean et al. 2015); 0 = full softmax. Evaluation
     # always uses the full softmax.
-    sampled_softmax: int = 0
+    sampled_softmax: int = opt(
+        0,
+        "Train the output layer against this many sampled negatives instead of the whole "
+        "vocabulary (much faster for 8k+ subword vocabularies; dev loss stays exact). 0: full "
+        "softmax.",
+    )
 
     def __post_init__(self) -> None:
         if self.sampled_softmax < 0:
@@ -46,6 +91,14 @@ class LMConfig(_Config):
 class LanguageModel(TaskModel):
     task = "lm"
     config_class = LMConfig
+    options_class = LMOptions
+    backbone_options = dict(
+        cell="lstm", layers=2, hidden_size=512, embedding_dim=64, dropout=0.25,
+        embedding_dropout=0.0, weight_dropout=0.0,
+    )  # fmt: skip
+    train_options = ("seq_len",)
+    eval_options = ("encoding_errors",)
+    shipped_model = "lm-shakespeare.safetensors"
     main_metric = "nats_per_char"
     higher_is_better = False
 
@@ -53,7 +106,7 @@ class LanguageModel(TaskModel):
         super().__init__(config, tokenizer)
         if config.backbone.bidirectional:
             raise SeqtoolError("a language model cannot be bidirectional (it would see the future)")
-        self.backbone = Backbone(config.backbone)
+        self.backbone = Encoder(config.backbone)
         self.dropout = nn.Dropout(config.head_dropout)
         self.head = nn.Linear(self.backbone.output_size, config.backbone.vocab_size)
         # Sampling distribution for --sampled-softmax (set from the corpus; not saved).
@@ -179,13 +232,14 @@ class LanguageModel(TaskModel):
         w = self.head.weight.t().contiguous()
         b = self.head.bias.clone()
         b[[tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id]] = float("-inf")  # never sampled
-        cur = x[:, -1]
+
+        def step(cur: torch.Tensor, st: None) -> tuple[torch.Tensor, None]:
+            return torch.addmm(b, stepper.advance(cur, hs, cs), w), st  # (1, V)
+
         is_char = tok.kind == "char"
         pending = b""  # byte-fallback pieces waiting to form a UTF-8 character
-        for step in range(length):
-            h = stepper.advance(cur, hs, cs)
-            logits = torch.addmm(b, h, w)  # (1, V)
-            cur = sample(logits, temperature, top_k, top_p, generator)
+        sampler = Sampler(x[:, -1], temperature, top_k, top_p, generator)
+        for step_no, cur in enumerate(search(step, None, sampler, max_steps=length)):
             piece = tok.id_to_piece(int(cur))
             if is_char:
                 yield piece
@@ -200,104 +254,86 @@ class LanguageModel(TaskModel):
                 yield text
             else:
                 text = piece.replace("\u2581", " ")
-                yield text.lstrip(" ") if step == 0 and not prompt else text
+                yield text.lstrip(" ") if step_no == 0 and not prompt else text
+
+    def predict(self, inputs: list[str], **options: Any) -> list[str]:
+        """A continuation of each prompt: options are generate()'s (length, temperature...)."""
+        return ["".join(self.generate(p, **options)) for p in inputs]
+
+    def eval_data(self, path: str, encoding_errors: str = "strict") -> EvalStream:
+        from seqtool.data.text import read_text
+
+        return self.stream(read_text(path, encoding_errors))
+
+    def stream(self, text: str) -> EvalStream:
+        """Held-out text as carried-state evaluation data."""
+        ids = torch.tensor(self.tokenizer.encode(text), dtype=torch.int32)
+        if ids.numel() < 2:
+            raise SeqtoolError("evaluation text is too short (need at least 2 tokens)")
+        return EvalStream(ids, len(text))
+
+    @classmethod
+    def prepare(
+        cls,
+        opts: LMOptions,
+        model: dict[str, Any],
+        backbone: dict[str, Any],
+        train_cfg: Any,
+        resume_header: Any = None,
+    ) -> tuple[LanguageModel, Any, EvalStream | None]:
+        """Stream the corpus into a cached memory-mapped token file (any size), build tokenizer
+        and model; return (model, train source, dev data)."""
+        from seqtool import checkpoint
+        from seqtool.data.lm import WindowSampler, token_stream
+
+        def build(counts: np.ndarray, files: list[str]) -> tuple[LMConfig, Any]:
+            if resume_header is not None:
+                config = LMConfig.from_dict(resume_header.config)
+                return config, checkpoint.load_tokenizer(resume_header)
+            tok = lm_tokenizer(opts, counts, files)
+            bb = BackboneConfig(vocab_size=tok.vocab_size, **backbone)
+            return LMConfig(backbone=bb, **model), tok
+
+        config, tok, ids = token_stream(
+            opts.files, opts.encoding_errors, opts.dev, opts.dev_fraction, build
+        )
+        lm = cls(config, tok)
+        dev_data = None
+        if opts.dev is not None:
+            from seqtool.data.text import read_text
+
+            dev_data = lm.stream(read_text(opts.dev, opts.encoding_errors))
+        elif opts.dev_fraction > 0:
+            cut = int(len(ids) * (1 - opts.dev_fraction))
+            dev_ids = ids.span(cut, cut + opts.max_dev_tokens)  # a huge tail: sampled
+            chars = round(len(dev_ids) * ids.num_chars / max(1, len(ids)))
+            dev_data = EvalStream(dev_ids.tensor(), chars)
+            ids = ids.span(0, cut)
+        if len(ids) < 3:
+            raise SeqtoolError("corpus too small: need at least 3 tokens of training text")
+        if len(ids) <= IN_MEMORY_TOKENS:  # small corpora: index an in-memory tensor (faster)
+            ids = ids.tensor()
+        V = lm.config.backbone.vocab_size
+        if 0 < lm.config.sampled_softmax < V:
+            lm.set_proposal(_token_counts(ids, V))
+        source = WindowSampler(ids, train_cfg.batch_size, train_cfg.seq_len, seed=train_cfg.seed)
+        return lm, source, dev_data
 
 
-def prepare(
-    files: list[str],
-    train_cfg,
-    backbone: dict,
-    dev: str | None = None,
-    dev_fraction: float = 0.05,
-    tokenizer: str = "char",
-    vocab_size: int = 8000,
-    head_dropout: float = 0.0,
-    encoding_errors: str = "strict",
-    reverse: bool = False,
-    sampled_softmax: int = 0,
-    resume_header=None,
-    max_dev_tokens: int = 2_000_000,
-):
-    """Stream the corpus into a cached memory-mapped token file (any size), build tokenizer
-    and model; return (model, train source, dev data)."""
-    from seqtool import checkpoint, tokenizers
+def lm_tokenizer(opts: LMOptions, counts: np.ndarray, files: list[str]) -> Any:
+    """--tokenizer: the corpus's characters, subwords learnt from a sample, or a file."""
+    from seqtool import tokenizers
     from seqtool.data import corpus
-    from seqtool.data.lm import WindowSampler
-    from seqtool.data.text import read_text
 
-    if not files:
-        raise SeqtoolError("give at least one training file (or - for stdin)")
-    if dev is None and dev_fraction > 0 and not 0 < dev_fraction < 1:
-        raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
-    names = ["<stdin>" if f == "-" else f for f in files]
-    files, spooled = corpus.spool_stdin(files)
-    try:
-        for f, name in zip(files, names, strict=True):
-            if corpus.check_input_path(f).stat().st_size == 0:
-                raise SeqtoolError(f"{name}: empty corpus")
-        content_hash, counts, chars = corpus.corpus_hash(files, encoding_errors)
-        if resume_header is not None:
-            tok = checkpoint.load_tokenizer(resume_header)
-            config = LMConfig.from_dict(resume_header.config)
-        else:
-            if tokenizer == "char":
-                tok = tokenizers.CharTokenizer(chr(c) for c in np.nonzero(counts)[0])
-            else:  # subwords learn from a sample of the corpus; a file path loads as is
-                sample = (
-                    corpus.spm_sample(files, encoding_errors)
-                    if tokenizer in tokenizers.SPECS
-                    else []
-                )
-                tok = tokenizers.build(tokenizer, sample, vocab_size, dummy_prefix=False)
-            config = LMConfig(
-                backbone=BackboneConfig(vocab_size=tok.vocab_size, **backbone),
-                head_dropout=head_dropout,
-                reverse=reverse,
-                sampled_softmax=sampled_softmax,
-            )
-        tokens = corpus.tokenize_to_cache(files, tok, content_hash, chars, encoding_errors)
-    finally:
-        if spooled:
-            os.unlink(spooled)
-    if not any(chr(c).strip() for c in np.nonzero(counts)[0]):
-        raise SeqtoolError(f"{names[0]}: empty corpus (whitespace only)")
-    dev_data = None
-    model = LanguageModel(config, tok)
-    ids = tokens
-    if dev is not None:
-        dev_data = eval_data(model, read_text(dev, encoding_errors))
-    elif dev_fraction > 0:
-        cut = int(len(tokens) * (1 - dev_fraction))
-        dev_ids = tokens.span(cut, cut + max_dev_tokens)  # a huge tail is sampled, not read whole
-        ids = tokens.span(0, cut)
-        chars = round(len(dev_ids) * tokens.num_chars / max(1, len(tokens)))
-        dev_data = EvalStream(dev_ids.tensor(), chars)
-    if len(ids) < 3:
-        raise SeqtoolError("corpus too small: need at least 3 tokens of training text")
-    if len(ids) <= IN_MEMORY_TOKENS:  # small corpora: index an in-memory tensor (faster)
-        ids = ids.tensor()
-    if 0 < config.sampled_softmax < config.backbone.vocab_size:
-        model.set_proposal(_token_counts(ids, config.backbone.vocab_size))
-    source = WindowSampler(ids, train_cfg.batch_size, train_cfg.seq_len, seed=train_cfg.seed)
-    return model, source, dev_data
+    if opts.tokenizer == "char":
+        return tokenizers.CharTokenizer(chr(c) for c in np.nonzero(counts)[0])
+    sample = (
+        corpus.spm_sample(files, opts.encoding_errors) if opts.tokenizer in tokenizers.SPECS else []
+    )
+    return tokenizers.build(opts.tokenizer, sample, opts.vocab_size, dummy_prefix=False)
 
 
 def _token_counts(ids, vocab_size: int, limit: int = 20_000_000) -> np.ndarray:
     """Token frequencies over (at most the first `limit` tokens of) the training stream."""
     part = ids[:limit].numpy() if isinstance(ids, torch.Tensor) else ids.read(0, limit)
     return np.bincount(part.astype(np.int64), minlength=vocab_size)[:vocab_size]
-
-
-def eval_data(model: LanguageModel, text: str) -> EvalStream:
-    ids = torch.tensor(model.tokenizer.encode(text), dtype=torch.int32)
-    if ids.numel() < 2:
-        raise SeqtoolError("evaluation text is too short (need at least 2 tokens)")
-    return EvalStream(ids, len(text))
-
-
-def evaluate_file(
-    model: LanguageModel, path: str, encoding_errors: str = "strict"
-) -> dict[str, float]:
-    from seqtool.data.text import read_text
-
-    return model.evaluate(eval_data(model, read_text(path, encoding_errors)))

@@ -20,13 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqtool.backbone import Recurrent, TokenEmbedding
-from seqtool.backbone.embedding import CharWordEncoder
+from seqtool.backbone import CharWordEncoder, Recurrent, TokenEmbedding
 from seqtool.config import BackboneConfig, _Config
 from seqtool.data.batching import BucketedSource, eval_batches, pad
 from seqtool.data.conllu import Sentence, check_tag_field
 from seqtool.errors import ConfigError, SeqtoolError
-from seqtool.tasks.base import TaskModel
+from seqtool.tasks.base import ModuleTask
 
 PAD, UNK = 0, 1
 IGNORE = -100  # tag id of padding and of words without a gold tag ('_')
@@ -90,8 +89,9 @@ class TagData:
     gold_names: list[list[str | None]]
 
 
-class Tagger(TaskModel):
+class Tagger(ModuleTask):
     task = "tagger"
+    shipped_model = "pos-en.safetensors"
     config_class = TaggerConfig
     main_metric = "accuracy"
     higher_is_better = True

@@ -30,7 +30,7 @@ from seqtool.backbone.attention import ATTENTIONS, Attention
 from seqtool.config import BackboneConfig, _Config
 from seqtool.decoding import Hypothesis, beam_search, greedy
 from seqtool.errors import ConfigError, SeqtoolError
-from seqtool.tasks.base import TaskModel
+from seqtool.tasks.base import ModuleTask
 from seqtool.tokenizers.base import BOS, EOS
 from seqtool.training.callbacks import Callback
 
@@ -123,8 +123,9 @@ class TranslationData:
     batch_size: int = 64
 
 
-class Translator(TaskModel):
+class Translator(ModuleTask):
     task = "translator"
+    shipped_model = "translate-en-de.safetensors"
     config_class = TranslatorConfig
     main_metric = "bleu"
     higher_is_better = True

@@ -1,0 +1,158 @@
+"""`seqtool train TASK`, generated from the task's dataclasses: every option is declared once,
+as a field with help text in its metadata (config.opt), and becomes a Typer option here.
+
+A task's command offers, in this order: the fields of its `options_class` (data and setup),
+the option fields of its `config_class` (model hyperparameters), -o/--output, the TrainConfig
+fields (plus the task's `train_options`), --resume and --save-dtype, then the BackboneConfig
+fields named in its `backbone_options`, with that task's defaults. The command's help is the
+`options_class` docstring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import typing
+from dataclasses import MISSING
+from typing import Annotated, Any
+
+import typer
+
+from seqtool.cli._common import err_console, status
+
+# Options of every training run that are not part of any config.
+_RUN = {
+    "output": (
+        str,
+        "model.safetensors",
+        typer.Option("--output", "-o", help="Where to write the best model (a .safetensors file)."),
+    ),
+    "resume": (
+        bool,
+        False,
+        typer.Option(
+            "--resume", help="Continue the interrupted run for --output exactly where it stopped."
+        ),
+    ),
+    "save_dtype": (
+        str,
+        "fp32",
+        typer.Option("--save-dtype", help="Storage dtype of the saved model: fp32 | fp16 | bf16."),
+    ),
+}
+
+
+def _option(name: str, tp: Any, meta: Any, default: Any) -> inspect.Parameter:
+    """A keyword parameter whose Annotated metadata Typer turns into the option."""
+    help_ = meta.get("help", "")
+    if meta.get("argument"):
+        decl = typer.Argument(help=help_)
+    else:
+        flags = meta.get("flags") or ()
+        if not flags:
+            flag = "--" + name.replace("_", "-")
+            flags = (f"{flag}/--no-{flag[2:]}",) if tp is bool else (flag,)
+        decl = typer.Option(*flags, help=help_)
+    kind = inspect.Parameter.KEYWORD_ONLY
+    default = inspect.Parameter.empty if default is MISSING else default
+    return inspect.Parameter(name, kind, default=default, annotation=Annotated[tp, decl])
+
+
+def _fields(cls: type, names: typing.Iterable[str] | None = None, cli_only: bool = True):
+    """(name, type, metadata, default) of a config dataclass's option fields."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if names is not None and f.name not in names:
+            continue
+        if cli_only and names is None and not f.metadata.get("cli", True):
+            continue
+        if isinstance(hints[f.name], type) and dataclasses.is_dataclass(hints[f.name]):
+            continue  # a nested config (the backbone) is offered through backbone_options
+        default = f.default
+        if default is MISSING and f.default_factory is not MISSING:
+            default = f.default_factory()
+        yield f.name, hints[f.name], f.metadata, default
+
+
+def train_command(task_cls: Any) -> Any:
+    """The `seqtool train TASK` command function for a TaskModel subclass."""
+    from seqtool.config import BackboneConfig, TrainConfig
+
+    defaults = getattr(task_cls, "option_defaults", {})
+    groups: dict[str, list[str]] = {"options": [], "model": [], "train": [], "backbone": []}
+    params: list[inspect.Parameter] = []
+
+    def add(group: str, name: str, tp: Any, meta: Any, default: Any) -> None:
+        if any(p.name == name for p in params):
+            raise TypeError(f"{task_cls.__name__}: option {name!r} is declared twice")
+        groups[group].append(name)
+        params.append(_option(name, tp, meta, defaults.get(name, default)))
+
+    for name, tp, meta, default in _fields(task_cls.options_class):
+        add("options", name, tp, meta, default)
+    for name, tp, meta, default in _fields(task_cls.config_class):
+        add("model", name, tp, meta, default)
+    tp, default, decl = _RUN["output"]
+    params.append(_plain("output", tp, default, decl))
+    train_names = [f.name for f in dataclasses.fields(TrainConfig)]
+    offered = [
+        n
+        for n in train_names
+        if TrainConfig.__dataclass_fields__[n].metadata.get("cli", True)
+        or n in task_cls.train_options
+    ]
+    for name, tp, meta, default in _fields(TrainConfig, offered):
+        add("train", name, tp, meta, default)
+    for name in ("resume", "save_dtype"):
+        tp, default, decl = _RUN[name]
+        params.append(_plain(name, tp, default, decl))
+    bb = task_cls.backbone_options
+    for name, tp, meta, _ in _fields(BackboneConfig, list(bb)):
+        add("backbone", name, tp, meta, bb[name])
+    # Typer wants arguments before options in the signature it reads.
+    params.sort(key=lambda p: not _is_argument(p))
+
+    def command(**kwargs: Any) -> None:
+        run_training(task_cls.task, groups, kwargs)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = task_cls.options_class.__doc__
+    command.__name__ = f"train_{task_cls.task}"
+    return command
+
+
+def _plain(name: str, tp: Any, default: Any, decl: Any) -> inspect.Parameter:
+    kind = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Parameter(name, kind, default=default, annotation=Annotated[tp, decl])
+
+
+def _is_argument(p: inspect.Parameter) -> bool:
+    return any(isinstance(m, typer.models.ArgumentInfo) for m in p.annotation.__metadata__)
+
+
+def run_training(task: str, groups: dict[str, list[str]], kwargs: dict[str, Any]) -> None:
+    """Split the parsed options by where they belong and train through the api."""
+    from seqtool import api
+    from seqtool.config import TrainConfig
+
+    train_cfg = TrainConfig.from_dict({k: kwargs[k] for k in groups["train"]})
+    options = {k: kwargs[k] for k in groups["options"] + groups["model"]}
+    summary = api.train(
+        task,
+        kwargs["output"],
+        train_cfg,
+        resume=kwargs["resume"],
+        save_dtype=kwargs["save_dtype"],
+        console=err_console(),
+        backbone={k: kwargs[k] for k in groups["backbone"]},
+        **options,
+    )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports
+        return
+    best = {k: v for k, v in summary["best"].items() if isinstance(v, int | float)}
+    detail = "  ".join(f"{k} {v:.4g}" for k, v in best.items()) if best else "no dev data"
+    status(
+        f"saved {summary['output']} after {summary['steps']} steps in "
+        f"{summary['elapsed_s'] / 60:.1f} min ({summary['stopped']}); best dev: {detail}"
+    )
