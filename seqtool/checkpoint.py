@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,22 +108,10 @@ def expect_task(header: Header, task: str | tuple[str, ...], command: str) -> No
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via temp file + fsync + rename so readers never see a half-written file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write via temp file + fsync + rename (data/atomic.py) so readers never see half a file."""
+    from seqtool.data.atomic import write_bytes
+
+    write_bytes(path, data)
 
 
 def save(

@@ -6,7 +6,6 @@ stepping the recurrent stack one token at a time with carried state.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from seqtool.config import BackboneConfig, _Config, opt
 from seqtool.data.lm import EvalStream
 from seqtool.decoding import Sampler, search
 from seqtool.errors import SeqtoolError
+from seqtool.metrics import language_model_metrics
 from seqtool.tasks.base import TaskModel
 
 IN_MEMORY_TOKENS = 50_000_000  # larger token streams stay on disk
@@ -169,14 +169,7 @@ class LanguageModel(TaskModel):
             ).item()
         predicted = rows * L
         chars = data.num_chars * predicted / max(1, ids.numel())  # = predicted for char models
-        nats_char = total / chars
-        return {
-            "nats_per_char": nats_char,
-            "bits_per_char": nats_char / math.log(2),
-            "perplexity": math.exp(nats_char),
-            "nats_per_token": total / predicted,
-            "tokens": float(predicted),
-        }
+        return language_model_metrics(total, predicted, chars)
 
     def check_prompt(self, prompt: str, what: str = "prompt") -> None:
         unknown = getattr(self.tokenizer, "unknown", None)

@@ -1,0 +1,107 @@
+"""Every metric seqtool reports, in one place: accuracy, per-label precision / recall / F1 and
+the confusion matrix (classifier, tagger), nats / bits per character and perplexity (LM), and
+BLEU / chrF through sacreBLEU (translator). Plus the tables `seqtool eval` shows for them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def prf(tp: int, predicted: int, support: int) -> dict[str, float]:
+    """Precision, recall and F1 of one label from its counts (0 where undefined)."""
+    prec = tp / predicted if predicted else 0.0
+    rec = tp / support if support else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return {"precision": prec, "recall": rec, "f1": f1, "support": support}
+
+
+def per_label(
+    tp: Mapping[str, int], predicted: Mapping[str, int], gold: Mapping[str, int]
+) -> dict[str, dict[str, float]]:
+    """prf() for every label seen in the gold data or the predictions, sorted by name."""
+    return {
+        t: prf(tp.get(t, 0), predicted.get(t, 0), gold.get(t, 0))
+        for t in sorted(set(gold) | set(predicted))
+    }
+
+
+def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class P/R/F1 and the confusion matrix. Gold ids of -1 (labels
+    the model does not know) count as errors."""
+    C = len(labels)
+    cm = [[0] * C for _ in range(C)]  # rows: gold, columns: predicted
+    for g, p in zip(gold, pred, strict=True):
+        if g >= 0:
+            cm[g][p] += 1
+    n = len(gold)
+    correct = sum(cm[i][i] for i in range(C))
+    per_class: dict[str, dict[str, float]] = {}
+    f1s = []
+    for i, name in enumerate(labels):
+        support = sum(cm[i])
+        per_class[name] = prf(cm[i][i], sum(cm[r][i] for r in range(C)), support)
+        if support:  # classes absent from the gold data do not drag macro-F1 to zero
+            f1s.append(per_class[name]["f1"])
+    return {
+        "accuracy": correct / n if n else 0.0,
+        "macro_f1": sum(f1s) / len(f1s) if f1s else 0.0,
+        "examples": n,
+        **({"unknown_gold_labels": n - sum(map(sum, cm))} if n > sum(map(sum, cm)) else {}),
+        "per_class": per_class,
+        "confusion": {"labels": labels, "matrix": cm},
+    }
+
+
+def language_model_metrics(total_nats: float, tokens: int, chars: float) -> dict[str, float]:
+    """From the summed negative log-likelihood of `tokens` predictions covering `chars`."""
+    nats_char = total_nats / chars
+    return {
+        "nats_per_char": nats_char,
+        "bits_per_char": nats_char / math.log(2),
+        "perplexity": math.exp(nats_char),
+        "nats_per_token": total_nats / tokens,
+        "tokens": float(tokens),
+    }
+
+
+def bleu_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, float]:
+    """Corpus BLEU and chrF of detokenized text (sacreBLEU's defaults)."""
+    import sacrebleu
+
+    refs = [list(references)]
+    return (
+        sacrebleu.corpus_bleu(list(hypotheses), refs).score,
+        sacrebleu.corpus_chrf(list(hypotheses), refs).score,
+    )
+
+
+# -- tables for `seqtool eval` -----------------------------------------------------------------
+
+
+def prf_table(title: str, first: str, rows: Mapping[str, Mapping[str, float]], f1: str = "f1"):
+    """A rich table of per-label precision / recall / F1 / support, in the given order."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in (first, "precision", "recall", f1, "support"):
+        table.add_column(col, justify="left" if col == first else "right")
+    for name, m in rows.items():
+        table.add_row(
+            name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"])
+        )
+    return table
+
+
+def confusion_table(labels: Sequence[str], matrix: Sequence[Sequence[int]]):
+    """Rows: gold labels; columns: predicted."""
+    from rich.table import Table
+
+    table = Table(title="confusion matrix")
+    table.add_column("gold \\ predicted")
+    for name in labels:
+        table.add_column(name, justify="right")
+    for name, row in zip(labels, matrix, strict=True):
+        table.add_row(name, *map(str, row))
+    return table
