@@ -14,12 +14,21 @@ from conftest import run_cli
 from torch import nn
 from typer.testing import CliRunner
 
-from seqtool import inspection
 from seqtool.backbone import Backbone, Recurrent
 from seqtool.backbone.cells import run_sequence
 from seqtool.cli import app
 from seqtool.config import CELLS, BackboneConfig, TrainConfig
 from seqtool.errors import SeqtoolError
+from seqtool.inspect.gradients import (
+    fresh_gradients,
+    make_recurrent,
+    parse_cells,
+    scale_recurrent_weights,
+    state_gradients,
+    summarize,
+)
+from seqtool.inspect.params import compare_cells, count_params, recurrent_formula
+from seqtool.inspect.trace import GATES
 
 FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 30
@@ -52,7 +61,7 @@ def test_lesson_cells_match_fused_modules(cell, bidirectional, layers):
     # every layer and direction is recorded, (B, T, H) each, ending where h_n says
     assert set(run.steps) == {(k, d) for k in range(layers) for d in range(D)}
     for (k, d), rec in run.steps.items():
-        assert set(rec) == {"h", *(["c"] if cell == "lstm" else []), *inspection.GATES[cell]}
+        assert set(rec) == {"h", *(["c"] if cell == "lstm" else []), *GATES[cell]}
         assert all(v.shape == (3, 9, 7) for v in rec.values())
         last = rec["h"][:, 0] if d else rec["h"][:, -1]  # backward ends at position 0
         torch.testing.assert_close(last, run.h_n[k * D + d])
@@ -101,19 +110,19 @@ def test_gradient_norms_on_a_two_unit_rnn_match_the_hand_computation():
     T = 30
     x = torch.zeros(1, T, 1, dtype=torch.float64)
     w = torch.tensor([1.0, 1.0], dtype=torch.float64)
-    norms, _ = inspection.state_gradients(_two_unit_rnn(0.5, 0.25), x, w)
+    norms, _ = state_gradients(_two_unit_rnn(0.5, 0.25), x, w)
     expected = [math.sqrt(0.5 ** (2 * d) + 0.25 ** (2 * d)) for d in range(T)][::-1]
     torch.testing.assert_close(norms[0], torch.tensor(expected, dtype=torch.float64))
-    curve = inspection.summarize("rnn", "rnn", None, [norms], [0.0])
+    curve = summarize("rnn", "rnn", None, [norms], [0.0])
     # rel(d) = 0.5^d sqrt(1 + 0.25^d) / sqrt 2: 1.38e-3 at d = 9, 6.9e-4 at d = 10
     assert curve.effective_memory == 10
     assert curve.decay_per_step == pytest.approx(0.5, abs=0.01)
     assert curve.relative[0] == 1.0
     # weight scale 2: diag(1, 0.5) keeps the first unit's gradient forever
     rnn = _two_unit_rnn(0.5, 0.25)
-    inspection.scale_recurrent_weights(rnn, 2.0)
-    kept, _ = inspection.state_gradients(rnn, x, w)
-    assert inspection.summarize("rnn", "rnn", None, [kept], [0.0]).effective_memory is None
+    scale_recurrent_weights(rnn, 2.0)
+    kept, _ = state_gradients(rnn, x, w)
+    assert summarize("rnn", "rnn", None, [kept], [0.0]).effective_memory is None
     assert kept[0, 0].item() == pytest.approx(1.0)  # |1^29| and 0.5^29
 
 
@@ -122,10 +131,10 @@ def test_clipping_caps_the_gradient_flowing_back():
     x = torch.zeros(1, T, 1, dtype=torch.float64)
     w = torch.tensor([1.0, 1.0], dtype=torch.float64)
     rnn = _two_unit_rnn(2.0, 0.0)  # exploding: the norm doubles every step back
-    raw, g_raw = inspection.state_gradients(rnn, x, w)
+    raw, g_raw = state_gradients(rnn, x, w)
     assert raw[0, -1].item() == pytest.approx(math.sqrt(2))
     assert raw[0, 0].item() == pytest.approx(2.0 ** (T - 1))
-    clipped, g_clip = inspection.state_gradients(rnn, x, w, clip=1.0)
+    clipped, g_clip = state_gradients(rnn, x, w, clip=1.0)
     # each step: g = W^T (clipped g of the next step) has norm 2 (or sqrt 2 at the end),
     # and is clipped back to 1
     torch.testing.assert_close(clipped[0], torch.ones(T, dtype=torch.float64))
@@ -134,15 +143,15 @@ def test_clipping_caps_the_gradient_flowing_back():
 
 def test_fresh_gradients_are_reproducible_and_respond_to_weight_scale():
     kw = dict(length=40, hidden=16, input_size=8, batch=4, repeats=2)
-    a = inspection.fresh_gradients(["rnn", "lstm"], seed=3, **kw)
-    b = inspection.fresh_gradients(["rnn", "lstm"], seed=3, **kw)
+    a = fresh_gradients(["rnn", "lstm"], seed=3, **kw)
+    b = fresh_gradients(["rnn", "lstm"], seed=3, **kw)
     assert [c.norms for c in a] == [c.norms for c in b]
     assert [c.cell for c in a] == ["rnn", "lstm"]
     assert all(len(c.norms) == 40 and c.relative[0] == 1.0 for c in a)
-    small = inspection.fresh_gradients(["rnn"], weight_scale=0.5, seed=3, **kw)[0]
+    small = fresh_gradients(["rnn"], weight_scale=0.5, seed=3, **kw)[0]
     assert small.effective_memory < a[0].effective_memory
     assert small.decay_per_step < a[0].decay_per_step < 1
-    big = inspection.fresh_gradients(["rnn"], weight_scale=6.0, clip=1.0, seed=3, **kw)
+    big = fresh_gradients(["rnn"], weight_scale=6.0, clip=1.0, seed=3, **kw)
     assert [c.label for c in big] == ["rnn", "rnn clip 1"]
     assert big[0].decay_per_step > 1 and max(big[0].norms) > 100 * big[0].norms[0]  # explodes
     assert max(big[1].norms) <= 1.0 + 1e-9  # clipped at every step
@@ -150,13 +159,13 @@ def test_fresh_gradients_are_reproducible_and_respond_to_weight_scale():
 
 def test_gradient_options_are_checked():
     with pytest.raises(SeqtoolError, match="--length"):
-        inspection.fresh_gradients(["rnn"], length=1)
+        fresh_gradients(["rnn"], length=1)
     with pytest.raises(SeqtoolError, match="--clip"):
-        inspection.fresh_gradients(["rnn"], clip=0.0)
+        fresh_gradients(["rnn"], clip=0.0)
     with pytest.raises(SeqtoolError, match="cells"):
-        inspection.parse_cells("rnn,transformer")
+        parse_cells("rnn,transformer")
     with pytest.raises(SeqtoolError, match="--init"):
-        inspection.fresh_gradients(["rnn"], init="xavier")
+        fresh_gradients(["rnn"], init="xavier")
 
 
 # -- parameter counts --------------------------------------------------------------------------
@@ -167,20 +176,20 @@ def test_gradient_options_are_checked():
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_params_equal_torch_counts(cell, layers, bidirectional):
     rec = Recurrent(10, 7, layers, cell, bidirectional)
-    rows = inspection.count_params(rec)
+    rows = count_params(rec)
     total = sum(p.numel() for p in rec.parameters())
     assert sum(r.params for r in rows) == total
-    assert inspection.recurrent_formula(cell, 10, 7, layers, bidirectional) == total
+    assert recurrent_formula(cell, 10, 7, layers, bidirectional) == total
     assert len(rows) == layers * (2 if bidirectional else 1)
     bb = Backbone(BackboneConfig(vocab_size=30, embedding_dim=10, hidden_size=7, layers=layers,
                                  cell=cell, bidirectional=bidirectional))  # fmt: skip
-    rows = inspection.count_params(bb)
+    rows = count_params(bb)
     assert sum(r.params for r in rows) == sum(p.numel() for p in bb.parameters())
     assert rows[0].params == 30 * 10 and rows[0].component.startswith("embedding")
 
 
 def test_cell_ratios_are_the_lessons():
-    by = {c.cell: c for c in inspection.compare_cells(10, 64, 2)}
+    by = {c.cell: c for c in compare_cells(10, 64, 2)}
     assert by["lstm"].ratio_to_rnn == 4.0 and by["gru"].ratio_to_rnn == 3.0
     assert all(c.params == c.formula for c in by.values())
     assert by["rnn"].params == 64 * (10 + 64) + 2 * 64 + 64 * (64 + 64) + 2 * 64
@@ -376,19 +385,15 @@ def test_every_command_works_on_other_tasks(task, tmp_path):
 
 def test_chrono_init_gives_gated_cells_long_memory_and_leaves_the_rnn_alone():
     kw = dict(length=60, hidden=16, input_size=8, batch=4, repeats=2, seed=1)
-    chrono = {
-        c.cell: c for c in inspection.fresh_gradients(["rnn", "lstm", "gru"], init="chrono", **kw)
-    }
-    torch_init = {
-        c.cell: c for c in inspection.fresh_gradients(["rnn", "lstm", "gru"], init="torch", **kw)
-    }
+    chrono = {c.cell: c for c in fresh_gradients(["rnn", "lstm", "gru"], init="chrono", **kw)}
+    torch_init = {c.cell: c for c in fresh_gradients(["rnn", "lstm", "gru"], init="torch", **kw)}
     assert chrono["rnn"].norms == torch_init["rnn"].norms  # no gate: the same cell
     rnn_mem = chrono["rnn"].effective_memory
     for cell in ("lstm", "gru"):
         mem = chrono[cell].effective_memory
         assert mem is None or mem > 3 * rnn_mem
         assert chrono[cell].decay_per_step > torch_init[cell].decay_per_step
-    lstm = inspection.make_recurrent("lstm", 8, 16, init="chrono", horizon=60)
+    lstm = make_recurrent("lstm", 8, 16, init="chrono", horizon=60)
     b = lstm.bias_ih_l0.detach()
     assert torch.equal(b[:16], -b[16:32]) and b[16:32].min() >= 0 and b[16:32].max() <= math.log(59)
     assert lstm.bias_hh_l0.abs().sum() == 0

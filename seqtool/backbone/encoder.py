@@ -8,6 +8,8 @@ different settings; what differs between tasks is the head on top.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -104,6 +106,19 @@ class Encoder(nn.Module):
         if how == "max":
             return out.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)
         return (out * mask[:, :, None]).sum(1) / lengths[:, None].to(out.dtype)
+
+    @torch.inference_mode()
+    def prime(self, ids: list[int]) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
+        """Generation: run a prompt's tokens but the last through the fused stack once, then
+        continue one token at a time. Returns (advance, last token (1,)); advance(ids (1,)) ->
+        top-layer output (1, H) through the fast `Stepper`, state carried in place."""
+        x = torch.tensor([ids])  # (1, T)
+        state = self(x[:, :-1])[1] if len(ids) > 1 else None
+        stepper = self.stepper()
+        state = tuple(s.clone() for s in state) if state is not None else stepper.initial_state(1)
+        hs = list(state[0].unbind(0))
+        cs = list(state[1].unbind(0)) if len(state) > 1 else None
+        return (lambda cur: stepper.advance(cur, hs, cs)), x[:, -1]
 
     def stepper(self) -> Stepper:
         """Inference stepper taking token ids; layer 0's input projection is a lookup table."""

@@ -11,6 +11,8 @@ import torch
 
 from seqtool.errors import SeqtoolError
 
+IN_MEMORY_TOKENS = 50_000_000  # larger token streams stay on disk
+
 
 class WindowSampler:
     """Random windows of `seq_len + 1` tokens from one long token stream (resumable).
@@ -60,6 +62,29 @@ class EvalStream:
         self.streams = max(1, min(streams, (ids.numel() - 1) // 2))
         self.chunk = chunk
 
+    @property
+    def predicted(self) -> int:
+        """Tokens predicted: (len - 1) // streams per stream."""
+        return self.streams * ((self.ids.numel() - 1) // self.streams)
+
+    @property
+    def chars(self) -> float:
+        """Characters the predicted tokens cover (= predicted for char models)."""
+        return self.num_chars * self.predicted / max(1, self.ids.numel())
+
+    def chunks(self, reverse: bool = False, device: Any = None):
+        """(inputs, targets) (streams, chunk) in order; a state carried across chunks sees
+        each stream's whole past. reverse: the text read right to left."""
+        ids = self.ids.flip(0) if reverse else self.ids
+        rows = self.streams
+        L = (ids.numel() - 1) // rows  # tokens predicted per stream
+        x = ids[: rows * L].view(rows, L)  # stored dtype; widened chunk by chunk
+        y = ids[1 : rows * L + 1].view(rows, L)
+        for s in range(0, L, self.chunk):
+            xs = x[:, s : s + self.chunk].long().to(device)
+            ys = y[:, s : s + self.chunk].long().to(device)
+            yield xs, ys
+
 
 def token_stream(
     files: list[str],
@@ -94,3 +119,38 @@ def token_stream(
     if not any(chr(c).strip() for c in np.nonzero(counts)[0]):
         raise SeqtoolError(f"{names[0]}: empty corpus (whitespace only)")
     return config, tok, tokens
+
+
+def corpus_tokenizer(
+    spec: str, counts: np.ndarray, files: list[str], vocab_size: int, encoding_errors: str
+) -> Any:
+    """--tokenizer for a corpus: its characters, subwords learnt from a sample, or a file."""
+    from seqtool import tokenizers
+    from seqtool.data import corpus
+
+    if spec == "char":
+        return tokenizers.CharTokenizer(chr(c) for c in np.nonzero(counts)[0])
+    sample = corpus.spm_sample(files, encoding_errors) if spec in tokenizers.SPECS else []
+    return tokenizers.build(spec, sample, vocab_size, dummy_prefix=False)
+
+
+def token_counts(ids: Any, vocab_size: int, limit: int = 20_000_000) -> np.ndarray:
+    """Token frequencies over (at most the first `limit` tokens of) the training stream."""
+    part = ids[:limit].numpy() if isinstance(ids, torch.Tensor) else ids.read(0, limit)
+    return np.bincount(part.astype(np.int64), minlength=vocab_size)[:vocab_size]
+
+
+def training_ids(tokens: Any, dev_fraction: float, max_dev_tokens: int) -> tuple[Any, Any]:
+    """(training ids, held-out tail as EvalStream or None). A huge tail is sampled: at most
+    max_dev_tokens of it are read. Small corpora come back as an in-memory tensor (faster to
+    index); larger ones stay a TokenFile on disk."""
+    held = None
+    if dev_fraction > 0:
+        cut = int(len(tokens) * (1 - dev_fraction))
+        dev_ids = tokens.span(cut, cut + max_dev_tokens)
+        chars = round(len(dev_ids) * tokens.num_chars / max(1, len(tokens)))
+        held = EvalStream(dev_ids.tensor(), chars)
+        tokens = tokens.span(0, cut)
+    if len(tokens) < 3:
+        raise SeqtoolError("corpus too small: need at least 3 tokens of training text")
+    return (tokens.tensor() if len(tokens) <= IN_MEMORY_TOKENS else tokens), held

@@ -73,3 +73,44 @@ def build(
         lines = [ln for t in texts for ln in t.splitlines()]
         return train(lines, spec, vocab_size, dummy_prefix=dummy_prefix)
     return load(spec)
+
+
+class PieceStream:
+    """Token ids -> text as they arrive (generation). A char tokenizer's pieces are text; a
+    sentencepiece model's byte-fallback pieces (<0xNN>) wait until they form a UTF-8
+    character, and U+2581 becomes a space (`strip_first`: not before the first piece)."""
+
+    def __init__(self, tok: Tokenizer, strip_first: bool = False) -> None:
+        self.tok, self.strip_first = tok, strip_first
+        self.is_char = tok.kind == "char"
+        self.pending = b""
+        self.step = 0
+
+    def __call__(self, i: int) -> str | None:
+        """The text of id i, or None while a byte sequence is incomplete."""
+        piece = self.tok.id_to_piece(i)
+        first, self.step = self.step == 0, self.step + 1
+        if self.is_char:
+            return piece
+        if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+            self.pending += bytes([int(piece[3:5], 16)])
+            try:
+                text = self.pending.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            self.pending = b""
+            return text
+        text = piece.replace("\u2581", " ")
+        return text.lstrip(" ") if first and self.strip_first else text
+
+
+def check_known(tok: Tokenizer, text: str, what: str = "text") -> None:
+    """A char tokenizer's error for characters outside its vocabulary (others map to <unk>)."""
+    unknown = getattr(tok, "unknown", None)
+    bad = unknown(text) if unknown is not None else []
+    if bad:
+        pos, ch = bad[0]
+        raise SeqtoolError(
+            f"{what} character {ch!r} (position {pos + 1}) is not in this model's vocabulary "
+            f"of {len(tok.chars)} characters"  # type: ignore[attr-defined]
+        )

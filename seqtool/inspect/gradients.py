@@ -1,15 +1,10 @@
-"""Look inside recurrent networks: state/gate traces, gradient decay over time, parameter counts.
-
-The library half of `seqtool inspect` (the CLI only formats). Traces and gradients run the
-lesson cells of `backbone.cells` over the fused modules' own weights, so what is shown is what
-the model computes (the trace reports the difference from the fused module, ~1e-7).
-"""
+"""How far back gradient reaches: ‖∂L/∂h_t‖ against the distance from the last step
+(`inspect gradients`), in freshly initialised cells or in a checkpoint's encoder."""
 
 from __future__ import annotations
 
 import copy
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,95 +16,16 @@ from seqtool.backbone.cells import run_sequence
 from seqtool.config import CELLS
 from seqtool.errors import SeqtoolError
 
-GATES: dict[str, tuple[str, ...]] = {
-    "rnn": (),
-    "lstm": ("input", "forget", "candidate", "output"),  # candidate: c~
-    "gru": ("reset", "update", "candidate"),
-}
-GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks per cell: h~; i f g o; r z n
-DIRECTIONS = ("forward", "backward")
 INITS = ("torch", "forget-bias", "chrono")
 
 
 def parse_cells(spec: str) -> list[str]:
+    """`--cells rnn,lstm,gru` -> the cells in order, each once."""
     cells = [c.strip() for c in spec.split(",") if c.strip()]
     bad = [c for c in cells if c not in CELLS]
     if not cells or bad:
         raise SeqtoolError(f"cells must be a comma list of {', '.join(CELLS)}, not {spec!r}")
     return list(dict.fromkeys(cells))
-
-
-# -- trace -------------------------------------------------------------------------------------
-
-
-@dataclass
-class StepRecord:
-    """One time step of one layer and direction."""
-
-    t: int
-    token: str
-    layer: int
-    direction: int
-    hidden: list[float]
-    cell: list[float] | None  # LSTM only
-    gates: dict[str, list[float]]  # gate name -> per-unit activations
-
-    @property
-    def hidden_norm(self) -> float:
-        return math.sqrt(sum(v * v for v in self.hidden))
-
-    def gate_means(self) -> dict[str, float]:
-        return {k: sum(v) / len(v) for k, v in self.gates.items()}
-
-
-@dataclass
-class Trace:
-    tokens: list[str]
-    cell: str
-    layers: int  # in the model
-    directions: int
-    hidden_size: int
-    shown_layers: list[int]
-    records: list[StepRecord]  # ordered by t, then layer, then direction
-    max_abs_diff: float  # lesson cells vs the fused module, over the top layer's outputs
-
-
-def trace(model: Any, text: str, layers: list[int] | None = None) -> Trace:
-    """Step `text` through the model's encoder (`model.inspect_inputs`) with the lesson cells."""
-    model.eval()
-    tokens, x, rec = model.inspect_inputs(text)
-    rnn = rec.rnn
-    n_layers, D = rnn.num_layers, 2 if rnn.bidirectional else 1
-    shown = list(range(n_layers)) if layers is None else layers
-    for k in shown:
-        if not 0 <= k < n_layers:
-            raise SeqtoolError(
-                f"--layer {k}: this encoder has {n_layers} layer(s), numbered 0 to {n_layers - 1}"
-            )
-    with torch.no_grad():
-        run = run_sequence(rnn, x)
-        fused, _ = rec(x)  # (1, T, D*H)
-    diff = (run.outputs - fused).abs().max().item()
-    records = []
-    for t, tok in enumerate(tokens):
-        for k in shown:
-            for d in range(D):
-                s = run.steps[(k, d)]
-                records.append(
-                    StepRecord(
-                        t,
-                        tok,
-                        k,
-                        d,
-                        s["h"][0, t].tolist(),
-                        s["c"][0, t].tolist() if "c" in s else None,
-                        {g: s[g][0, t].tolist() for g in GATES[run.cell]},
-                    )
-                )
-    return Trace(tokens, run.cell, n_layers, D, rnn.hidden_size, shown, records, diff)
-
-
-# -- gradients through time --------------------------------------------------------------------
 
 
 def state_gradients(
@@ -129,7 +45,7 @@ def state_gradients(
     layer = layer % rnn.num_layers
     hs: list[torch.Tensor] = []
 
-    def clip_hook(g: torch.Tensor) -> torch.Tensor:
+    def clip_hook(g: torch.Tensor) -> torch.Tensor:  # g (B, H)
         scale = (clip / g.norm(dim=-1, keepdim=True).clamp_min(1e-300)).clamp(max=1.0)
         return g * scale  # (B, H)
 
@@ -183,7 +99,7 @@ def summarize(
     rel = mean - mean[0]
     below = (rel < math.log10(threshold)).nonzero()
     eff = int(below[0]) if len(below) else None
-    if T > 1:
+    if T > 1:  # slope of log10(relative) against d, by least squares
         d = torch.arange(T, dtype=torch.float64)
         slope = float(((d - d.mean()) * (rel - rel.mean())).sum() / ((d - d.mean()) ** 2).sum())
     else:
@@ -217,10 +133,9 @@ def make_recurrent(
     same. A tanh RNN has no gate, so every init leaves it at torch's defaults."""
     if init not in INITS:
         raise SeqtoolError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
-    if init == "forget-bias":
-        return Recurrent(input_size, hidden, layers, cell, forget_bias=1.0).rnn
-    cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
-    rnn = cls(input_size, hidden, num_layers=layers, batch_first=True)
+    # Built by the backbone, as training builds it: the same module and the same random draws.
+    forget_bias = 1.0 if init == "forget-bias" else 0.0
+    rnn = Recurrent(input_size, hidden, layers, cell, forget_bias=forget_bias).rnn
     if init == "chrono" and cell != "rnn":
         H = hidden
         with torch.no_grad():
@@ -228,7 +143,7 @@ def make_recurrent(
                 if name.startswith("bias_hh"):
                     p.zero_()  # the whole gate bias lives in bias_ih
                 elif name.startswith("bias_ih"):
-                    b = torch.log(torch.empty(H).uniform_(1, max(2, horizon - 1)))
+                    b = torch.log(torch.empty(H).uniform_(1, max(2, horizon - 1)))  # (H,)
                     if cell == "lstm":  # gates i, f, g, o
                         p[:H], p[H : 2 * H] = -b, b
                     else:  # gru gates r, z, n; h' = (1 - z) n + z h, so z is "keep"
@@ -237,6 +152,7 @@ def make_recurrent(
 
 
 def scale_recurrent_weights(rnn: nn.RNNBase, scale: float) -> None:
+    """Multiply every W_hh in place: the factor that decides vanishing vs exploding."""
     with torch.no_grad():
         for name, p in rnn.named_parameters():
             if name.startswith("weight_hh"):
@@ -285,7 +201,7 @@ def fresh_gradients(
                     torch.manual_seed(seed + r)
                     rnn = make_recurrent(cell, input_size, hidden, layers, init, length).double()
                     scale_recurrent_weights(rnn, weight_scale)
-                    x = torch.randn(batch, length, input_size, dtype=torch.float64)
+                    x = torch.randn(batch, length, input_size, dtype=torch.float64)  # (B, T, E)
                     readout = torch.randn(hidden, dtype=torch.float64) / math.sqrt(hidden)
                 n, pg = state_gradients(rnn, x, readout, clip=c)
                 norms.append(n)
@@ -321,7 +237,7 @@ def model_gradients(
     inputs = []
     rec = None
     for text in texts:
-        _, x, rec = model.inspect_inputs(text)
+        _, x, rec = model.inspect_inputs(text)  # x (1, T, E)
         if random:
             x = x[:, :length]  # (1, length, E): random text runs over; keep the first steps
         if x.size(1) < 2:
@@ -331,6 +247,7 @@ def model_gradients(
     n_layers = rec.rnn.num_layers
     if not -n_layers <= layer < n_layers:
         raise SeqtoolError(f"--layer {layer}: this encoder has layers 0 to {n_layers - 1}")
+    # A float64 copy: the model's own weights stay as they are (scaled, with gradients).
     rnn = copy.deepcopy(rec.rnn).double()
     for p in rnn.parameters():
         p.requires_grad_(True)
@@ -344,7 +261,7 @@ def model_gradients(
         norms, pgs = [], []
         for i, x in enumerate(inputs):
             g = torch.Generator().manual_seed(seed + i)
-            readout = torch.randn(rec.output_size, generator=g, dtype=torch.float64)
+            readout = torch.randn(rec.output_size, generator=g, dtype=torch.float64)  # (D*H,)
             n, pg = state_gradients(rnn, x, readout / math.sqrt(rec.output_size), layer, c)
             norms.append(n)
             pgs.append(pg)
@@ -370,119 +287,3 @@ def _random_text(tokenizer: Any, length: int, seed: int) -> str:
         )
         at += n
     return " ".join(words)
-
-
-# -- parameter counts --------------------------------------------------------------------------
-
-
-@dataclass
-class ParamRow:
-    component: str
-    detail: str
-    params: int
-
-
-_LAYER = re.compile(r"_l(\d+)(_reverse)?$")
-
-
-def count_params(model: nn.Module) -> list[ParamRow]:
-    """Parameters per component: each recurrent layer and direction on its own row, every
-    other parameter under its first two name parts (backbone.embedding, head, ...). The rows
-    partition `model.named_parameters()`, so they sum to sum(p.numel())."""
-    stacks: dict[str, tuple[str, nn.RNNBase]] = {}  # parameter prefix -> (label, module)
-    for name, m in model.named_modules():
-        if isinstance(m, Recurrent):
-            stacks[f"{name}.rnn." if name else "rnn."] = (name or "recurrent", m.rnn)
-        elif isinstance(m, nn.RNNBase) and not any(f"{name}.".startswith(p) for p in stacks):
-            stacks[f"{name}." if name else ""] = (name or "recurrent", m)
-    groups: dict[str, list[tuple[str, torch.Tensor]]] = {}
-    details: dict[str, str] = {}
-    for pname, p in model.named_parameters():
-        for prefix, (label, rnn) in stacks.items():
-            if pname.startswith(prefix) and (m := _LAYER.search(pname)):
-                k, rev = int(m.group(1)), bool(m.group(2))
-                key = f"{label} layer {k} {DIRECTIONS[rev]}"
-                n_in = rnn.input_size if k == 0 else rnn.hidden_size * (1 + rnn.bidirectional)
-                kind = {"RNN_TANH": "rnn", "RNN_RELU": "rnn-relu"}.get(rnn.mode, rnn.mode.lower())
-                details[key] = f"{kind} {n_in}→{rnn.hidden_size}"
-                break
-        else:
-            parts = pname.split(".")[:-1] or [pname]
-            key = ".".join(parts[:2])
-        groups.setdefault(key, []).append((pname, p))
-    rows = []
-    for key, ps in groups.items():
-        detail = details.get(key) or " + ".join("×".join(map(str, p.shape)) for _, p in ps)
-        rows.append(ParamRow(key, detail, sum(p.numel() for _, p in ps)))
-    return rows
-
-
-def recurrent_formula(
-    cell: str, input_size: int, hidden: int, layers: int, bidirectional: bool
-) -> int:
-    """The lesson's count: each of G weight blocks is W_x (H×I) + W_h (H×H) + two biases
-    (torch keeps b_ih and b_hh), G = 1 (RNN), 4 (LSTM: i f g o), 3 (GRU: r z n)."""
-    D = 2 if bidirectional else 1
-    total = 0
-    for k in range(layers):
-        n_in = input_size if k == 0 else D * hidden
-        total += D * GATE_COUNT[cell] * (hidden * (n_in + hidden) + 2 * hidden)
-    return total
-
-
-@dataclass
-class CellComparison:
-    cell: str
-    params: int  # counted on torch's module
-    formula: int
-    ratio_to_rnn: float
-
-
-def compare_cells(
-    input_size: int, hidden: int, layers: int = 1, bidirectional: bool = False
-) -> list[CellComparison]:
-    """Parameters of each cell for the same sizes, torch's count beside the lesson formula."""
-    out = []
-    for cell in CELLS:
-        m = Recurrent(input_size, hidden, layers, cell, bidirectional).rnn
-        n = sum(p.numel() for p in m.parameters())
-        out.append(
-            CellComparison(
-                cell, n, recurrent_formula(cell, input_size, hidden, layers, bidirectional), 0.0
-            )
-        )
-    for c in out:
-        c.ratio_to_rnn = c.params / out[0].params  # CELLS starts with rnn
-    return out
-
-
-def config_model(
-    cell: str,
-    input_size: int | None,
-    hidden: int,
-    layers: int = 1,
-    bidirectional: bool = False,
-    vocab: int | None = None,
-    embedding_dim: int | None = None,
-) -> nn.Module:
-    """A model of the given sizes to count: a bare Recurrent, or a Backbone with --vocab."""
-    from seqtool.backbone import Backbone
-    from seqtool.config import BackboneConfig
-
-    if cell not in CELLS:
-        raise SeqtoolError(f"--cell must be one of {', '.join(CELLS)}, not {cell!r}")
-    if hidden < 1 or layers < 1:
-        raise SeqtoolError("--hidden and --layers must be >= 1")
-    if vocab is not None:
-        cfg = BackboneConfig(
-            vocab_size=vocab,
-            embedding_dim=embedding_dim or input_size or 64,
-            hidden_size=hidden,
-            layers=layers,
-            cell=cell,
-            bidirectional=bidirectional,
-        )
-        return Backbone(cfg)
-    if input_size is None or input_size < 1:
-        raise SeqtoolError("give --input (the size of each input vector), or --vocab")
-    return Recurrent(input_size, hidden, layers, cell, bidirectional)
