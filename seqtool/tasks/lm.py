@@ -15,13 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqtool import checkpoint
+from seqtool import checkpoint, decoding
 from seqtool.backbone import Encoder, Recurrent, State
 from seqtool.config import BackboneConfig, _Config, opt
 from seqtool.data import lm as lmdata
 from seqtool.data.lm import EvalStream
 from seqtool.data.text import read_text
-from seqtool.decoding import Sampler, search
 from seqtool.errors import SeqtoolError
 from seqtool.losses import sampled_softmax, unigram_proposal
 from seqtool.metrics import language_model_metrics
@@ -193,8 +192,8 @@ class LanguageModel(TaskModel):
             return torch.addmm(b, advance(cur), w), st  # (1, V)
 
         pieces = PieceStream(tok, strip_first=not prompt)
-        sampler = Sampler(last, temperature, top_k, top_p, generator)
-        for cur in search(step, None, sampler, max_steps=length):
+        sampler = decoding.Sampler(last, temperature, top_k, top_p, generator)
+        for cur in decoding.search(step, None, sampler, max_steps=length):
             text = pieces(int(cur))
             if text is not None:
                 yield text
