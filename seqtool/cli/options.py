@@ -91,6 +91,9 @@ def train_command(task_cls: Any) -> Any:
 
     for name, tp, meta, default in _fields(task_cls.options_class):
         add("options", name, tp, meta, default)
+    # A task's own training fields (the LM's --seq-len) stand with its options.
+    for name, tp, meta, default in _fields(TrainConfig, task_cls.train_options):
+        add("train", name, tp, meta, default)
     for name, tp, meta, default in _fields(task_cls.config_class):
         add("model", name, tp, meta, default)
     tp, default, decl = _RUN["output"]
@@ -100,7 +103,7 @@ def train_command(task_cls: Any) -> Any:
         n
         for n in train_names
         if TrainConfig.__dataclass_fields__[n].metadata.get("cli", True)
-        or n in task_cls.train_options
+        and n not in task_cls.train_options
     ]
     for name, tp, meta, default in _fields(TrainConfig, offered):
         add("train", name, tp, meta, default)
@@ -108,8 +111,9 @@ def train_command(task_cls: Any) -> Any:
         tp, default, decl = _RUN[name]
         params.append(_plain(name, tp, default, decl))
     bb = task_cls.backbone_options
-    for name, tp, meta, _ in _fields(BackboneConfig, list(bb)):
-        add("backbone", name, tp, meta, bb[name])
+    found = {name: (tp, meta) for name, tp, meta, _ in _fields(BackboneConfig, list(bb))}
+    for name in bb:  # in the task's order
+        add("backbone", name, *found[name], bb[name])
     # Typer wants arguments before options in the signature it reads.
     params.sort(key=lambda p: not _is_argument(p))
 
