@@ -20,8 +20,8 @@ import torch
 @torch.inference_mode()
 def branch_accuracy(model, path: str, batch_size: int = 128) -> dict[str, float]:
     from seqtool.data.batching import eval_batches, pad
+    from seqtool.data.labelled import encode_labelled
     from seqtool.data.tabular import read_labelled
-    from seqtool.tasks.classifier import encode_labelled
 
     model.eval()
     data = encode_labelled(

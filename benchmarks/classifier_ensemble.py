@@ -28,7 +28,7 @@ def main() -> None:
 
     from seqtool import api
     from seqtool.data.tabular import read_labelled
-    from seqtool.tasks.classifier import Ensemble
+    from seqtool.recipes.pseudo_label import Ensemble
 
     torch.set_num_threads(args.threads)
     models = [api.load(m, "classifier", "benchmark") for m in args.model]

@@ -1,6 +1,6 @@
 """Tagging throughput on UD English EWT dev, 1 thread, against a plain-PyTorch reference.
 
-seqtool: `tag_stream` as `seqtool tag` runs it (chunks of sentences, length-sorted batches,
+seqtool: `Tagger.tag_stream` as `seqtool tag` runs it (chunks of sentences, length-sorted batches,
 each distinct word form read by the char encoder once per batch) plus output formatting.
 Reference, measured in the same run on the same weights: the straightforward plain-PyTorch
 loop (sentences in file order, batches of 64, padded and packed, the char LSTM run over every
@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqtool import api, paths
 from seqtool.data.conllu import read_conllu_file
-from seqtool.tasks.tagger import UNK, clip_word, normalize, tag_stream
+from seqtool.data.tagging import UNK, clip_word, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "corpora" / "pos" / "en_ewt-ud-dev.conllu"
@@ -31,7 +31,7 @@ DEV = ROOT.parent / "shared" / "corpora" / "pos" / "en_ewt-ud-dev.conllu"
 
 def seqtool_tag(model, sentences) -> tuple[list[list[str]], int]:
     tags, chars = [], 0
-    for chunk in tag_stream(model, sentences):
+    for chunk in model.tag_stream(sentences):
         out = "".join(
             " ".join(f"{w}/{t}" for w, t in zip(s.words, ts, strict=True)) + "\n" for s, ts in chunk
         )
@@ -43,10 +43,10 @@ def seqtool_tag(model, sentences) -> tuple[list[list[str]], int]:
 @torch.inference_mode()
 def reference_tag(model, sentences, batch_size: int = 64) -> list[list[str]]:
     """Plain PyTorch over the same modules' weights: no dedup, no length sorting."""
-    word_emb = model.word_embed.embed
-    char_emb = model.char_encoder.embed.embed
-    char_lstm = model.char_encoder.rnn.rnn  # nn.LSTM, bidirectional
-    lstm = model.rnn.rnn  # nn.LSTM, bidirectional
+    word_emb = model.backbone.embedding.embed
+    char_emb = model.backbone.chars.embed.embed
+    char_lstm = model.backbone.chars.rnn.rnn  # nn.LSTM, bidirectional
+    lstm = model.backbone.rnn.rnn  # nn.LSTM, bidirectional
     head = model.head
     tok = model.tokenizer
     widx = model.word_index

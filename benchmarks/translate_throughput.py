@@ -112,43 +112,43 @@ def main() -> None:
     torch.manual_seed(0)
 
     from seqtool import checkpoint
+    from seqtool.data import pairs
     from seqtool.data.batching import BucketedSource, pad
     from seqtool.data.parallel import read_pairs
-    from seqtool.tasks import translator as tr
+    from seqtool.tasks.translator import Translator
 
     if not Path(args.data).is_file():
         args.data = str(ROOT / "corpora" / "translation-sample.tsv")
     src_text, tgt_text = read_pairs(args.data)
     if Path(args.model).is_file():  # realistic decode lengths need a trained model
-        model = tr.Translator.load(checkpoint.read_header(args.model))
+        model = Translator.load(checkpoint.read_header(args.model))
     else:
         from seqtool.config import TrainConfig
 
         bb = dict(cell="lstm", layers=1, hidden_size=256, embedding_dim=256, bidirectional=True)
         cfg = TrainConfig(batch_size=args.batch_size, threads=1)
-        model = tr.prepare(
-            cfg, bb, files=[args.data], vocab_size=args.vocab_size, decoder_hidden=256
-        )[0]
+        opts = pairs.TranslatorOptions(files=[args.data], vocab_size=args.vocab_size)
+        model = Translator.prepare(opts, {"decoder_hidden": 256}, bb, cfg)[0]
     c = model.config
     if c.attention != "dot" or c.input_feeding or c.encoder.cell != "lstm" or not c.shared_vocab:
         raise SystemExit("the reference mirrors a dot-attention LSTM with a joint vocabulary")
-    s_ids, t_ids = tr._encode_pairs(model, src_text, tgt_text)
+    s_ids, t_ids = pairs.encode_pairs(model.tokenizer, model.target_tokenizer, src_text, tgt_text)
     lengths = [max(len(a), len(b) + 1) for a, b in zip(s_ids, t_ids, strict=True)]
-    source = BucketedSource(lengths, tr._Collate(s_ids, t_ids), args.batch_size, seed=0)
+    source = BucketedSource(lengths, pairs.PairCollate(s_ids, t_ids), args.batch_size, seed=0)
     E, H = c.encoder.embedding_dim, c.encoder.hidden_size
-    plain = PlainSeq2Seq(c.encoder.vocab_size, E, H, model.decoder.hidden_size)
+    plain = PlainSeq2Seq(c.encoder.vocab_size, E, H, model.decoder.rnn.hidden_size)
     # Same weights, so both decode the same hypotheses and do the same work.
     sd = model.state_dict()
     mapped = {
         "emb.weight": sd["encoder.embedding.embed.weight"],
-        "bias": sd["out_bias"],
-        "key.weight": sd["attention.key_proj.weight"],
+        "bias": sd["decoder.out_bias"],
+        "key.weight": sd["decoder.attention.key_proj.weight"],
     }
     for ours, theirs in (
         ("encoder.rnn.rnn", "enc"),
-        ("decoder.rnn", "dec"),
-        ("bridge", "bridge"),
-        ("combine", "combine"),
+        ("decoder.rnn.rnn", "dec"),
+        ("decoder.bridge", "bridge"),
+        ("decoder.combine", "combine"),
     ):
         mapped |= {theirs + k[len(ours) :]: v for k, v in sd.items() if k.startswith(ours + ".")}
     plain.load_state_dict(mapped)

@@ -26,8 +26,6 @@ def task_class(task: str) -> Any:
 
 def split_options(task_cls: Any, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Keyword options -> (the task's options_class instance, its config_class fields)."""
-    if task_cls.options_class is None:  # a task not yet on the options contract
-        return dict(options), {}
     own = {f.name for f in dataclasses.fields(task_cls.options_class)}
     model = {f.name for f in dataclasses.fields(task_cls.config_class)}
     unknown = sorted(set(options) - own - model)
@@ -108,8 +106,6 @@ def evaluate(path: str | Path, data: str, threads: int = 0, **options: Any) -> d
 
     runtime.set_threads(threads)
     model = load(path)
-    if model.options_class is None:  # a task not yet on the contract
-        return model._module().evaluate_file(model, data, **options)
     extra = sorted(k for k in options if k not in model.eval_options)
     if extra:
         flags = ", ".join("--" + k.replace("_", "-") for k in extra)

@@ -256,7 +256,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_truncation_keeps_head_and_tail():
-    from seqtool.tasks.classifier import truncate
+    from seqtool.data.labelled import truncate
 
     ids = list(range(100))
     assert truncate(ids, 8) == [0, 1, 94, 95, 96, 97, 98, 99]
@@ -264,7 +264,7 @@ def test_truncation_keeps_head_and_tail():
 
 
 def test_metrics_on_a_known_confusion():
-    from seqtool.tasks.classifier import classification_metrics
+    from seqtool.metrics import classification_metrics
 
     m = classification_metrics([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ["x", "y", "z"])
     assert m["accuracy"] == pytest.approx(3 / 5)
@@ -354,7 +354,7 @@ def test_init_from_forward_and_reverse_lm_gives_each_direction_its_lm(tmp_path, 
 
 
 def test_normalize_text_matches_ptb_tokenized_forms():
-    from seqtool.tasks.classifier import normalize_text
+    from seqtool.data.normalize import normalize_text
 
     raw = "It's GREAT, isn't it?<br /><br />(Really.)"
     assert normalize_text(raw) == "It 's GREAT , is n't it ? ( Really . )"
@@ -390,7 +390,8 @@ def test_two_lm_start_is_exact_for_stacked_layers(tmp_path):
     """Above layer 0 each direction reads only its own lower states at the start."""
     from seqtool import checkpoint
     from seqtool.config import BackboneConfig
-    from seqtool.tasks.classifier import Classifier, ClassifierConfig, _init_from_lm
+    from seqtool.recipes.transfer import init_from_lm
+    from seqtool.tasks.classifier import Classifier, ClassifierConfig
     from seqtool.tasks.lm import LanguageModel, LMConfig
     from seqtool.tokenizers import CharTokenizer
 
@@ -407,7 +408,7 @@ def test_two_lm_start_is_exact_for_stacked_layers(tmp_path):
     )
     clf = Classifier(ClassifierConfig(backbone=bb), tok).eval()
     heads = [checkpoint.read_header(tmp_path / f"{r}.safetensors") for r in (False, True)]
-    _init_from_lm(clf, *heads)
+    init_from_lm(clf, *heads)
     ids = torch.tensor([tok.encode("abc defg hab")])
     with torch.no_grad():
         out, _ = clf.backbone(ids, torch.tensor([ids.size(1)]))  # (1, T, 2H)
@@ -422,7 +423,7 @@ def test_two_lm_start_is_exact_for_stacked_layers(tmp_path):
 
 def test_truncate_batch_is_truncate_on_each_row():
     from seqtool.data.batching import pad
-    from seqtool.tasks.classifier import truncate, truncate_batch
+    from seqtool.data.labelled import truncate, truncate_batch
 
     g = torch.Generator().manual_seed(0)
     rows = [torch.randint(1, 50, (n,), generator=g).tolist() for n in (1, 7, 8, 9, 30, 100)]
@@ -440,7 +441,7 @@ def test_truncate_batch_is_truncate_on_each_row():
 
 def test_ngram_ids_are_tokens_then_hashed_pairs():
     from seqtool.data.batching import pad
-    from seqtool.tasks.classifier import ngram_ids
+    from seqtool.ngrams import ngram_ids
 
     V, buckets, PAD = 50, 1000, 1050
     rows = [[3, 4, 5, 3, 4], [3, 4], [9]]
@@ -570,8 +571,8 @@ def test_several_dev_sets_pick_the_checkpoint_by_select(tmp_path, select):
     from seqtool import api
 
     model = api.load(out)
+    from seqtool.data.labelled import encode_labelled
     from seqtool.data.tabular import read_labelled
-    from seqtool.tasks.classifier import encode_labelled
 
     saved = model.evaluate(
         [(n, encode_labelled(model, read_labelled(p, "text", "label"))) for n, p in
@@ -589,7 +590,7 @@ def test_select_is_checked(tmp_path):
 
 
 def test_soft_cross_entropy_is_the_cross_entropy_of_the_spread_target():
-    from seqtool.tasks.classifier import soft_cross_entropy
+    from seqtool.recipes.soft_targets import soft_cross_entropy
 
     torch.manual_seed(0)
     logits = torch.randn(5, 3)

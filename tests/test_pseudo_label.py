@@ -9,7 +9,12 @@ import pytest
 from conftest import run_cli
 
 from seqtool.errors import SeqtoolError
-from seqtool.tasks.classifier import Ensemble, PseudoLabelStats, pseudo_label, split_sentences
+from seqtool.recipes.pseudo_label import (
+    Ensemble,
+    PseudoLabelStats,
+    pseudo_label,
+    split_sentences,
+)
 
 
 def test_split_sentences():

@@ -93,7 +93,7 @@ def test_empty_text_deep_in_the_table_names_its_line(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("lowercase,max_length", [(False, 0), (True, 8)])
 def test_cached_rows_equal_encoding_python_lists(tmp_path, monkeypatch, lowercase, max_length):
-    from seqtool.tasks.classifier import encode_labelled
+    from seqtool.data.labelled import encode_labelled
 
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(tabular, "CHUNK_ROWS", 7)
@@ -187,34 +187,35 @@ def test_numpy_batches_equal_the_list_sampler():
 
 def test_tokenizer_learns_from_every_row_or_an_even_sample(tmp_path):
     from seqtool import tokenizers
-    from seqtool.tasks.classifier import _build_tokenizer
+    from seqtool.data.labelled import build_tokenizer
 
     data = _write_csv(tmp_path / "t.csv", 400)
     table = tabular.read_labelled(tmp_path / "t.csv")
     order = np.random.default_rng(0).permutation(len(data))
     texts = [data[i][0] for i in order]
-    full = _build_tokenizer("bpe", [table], order, True, 300, table.chars)
+    full = build_tokenizer("bpe", [table], order, True, 300, table.chars)
     assert full.to_bytes() == tokenizers.build("bpe", [t.lower() for t in texts], 300).to_bytes()
     stride = -(-table.chars // 2000)
-    part = _build_tokenizer("bpe", [table], order, False, 300, 2000)
+    part = build_tokenizer("bpe", [table], order, False, 300, 2000)
     assert part.to_bytes() == tokenizers.build("bpe", texts[::stride], 300).to_bytes()
-    chars = _build_tokenizer("char", [table], order[:10], True, 0, 1)  # chars: every row
+    chars = build_tokenizer("char", [table], order[:10], True, 0, 1)  # chars: every row
     assert chars.to_bytes() == tokenizers.train([t.lower() for t in texts[:10]], "char").to_bytes()
 
 
 def test_training_holds_out_rows_and_batches_from_the_cache(tmp_path, monkeypatch):
     from seqtool.config import TrainConfig
-    from seqtool.tasks import classifier
+    from seqtool.tasks.classifier import Classifier, ClassifierOptions
 
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
     data = _write_csv(tmp_path / "t.csv", 200)
     cfg = TrainConfig(batch_size=16, seed=4)
-    model, source, dev = classifier.prepare(
-        [str(tmp_path / "t.csv"), str(SAMPLE)],
-        cfg,
+    model, source, dev = Classifier.prepare(
+        ClassifierOptions(
+            files=[str(tmp_path / "t.csv"), str(SAMPLE)], dev_fraction=0.1, tokenizer="char"
+        ),
+        {},
         {"embedding_dim": 10, "hidden_size": 7},
-        dev_fraction=0.1,
-        tokenizer="char",
+        cfg,
     )
     import csv
 
@@ -319,20 +320,23 @@ def test_unequal_parallel_files_give_both_counts(tmp_path, n_src, n_tgt):
 
 def test_translator_rows_equal_encoding_python_lists(tmp_path, monkeypatch):
     from seqtool.config import TrainConfig
+    from seqtool.data import pairs
     from seqtool.data.parallel import read_pairs
-    from seqtool.tasks import translator as tr
+    from seqtool.tasks.translator import Translator
 
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
     cfg = TrainConfig(batch_size=8, seed=2)
     bb = {"embedding_dim": 10, "hidden_size": 7}
-    model, source, _ = tr.prepare(cfg, bb, files=[str(PAIRS)], tokenizer="char", max_length=30)
+    opts = pairs.TranslatorOptions(files=[str(PAIRS)], tokenizer="char", max_length=30)
+    model, source, _ = Translator.prepare(opts, {}, bb, cfg)
     src, tgt = read_pairs(str(PAIRS))
-    s_ids, t_ids = tr._encode_pairs(model, src, tgt)
+    s_ids, t_ids = pairs.encode_pairs(model.tokenizer, model.target_tokenizer, src, tgt)
+    assert s_ids == [model.encode_source(s) for s in src]
     keep = [i for i in range(len(src)) if len(s_ids[i]) <= 30 and len(t_ids[i]) < 30]
     assert 0 < len(keep) < len(src)
     batch = source.next_batch()
     first = source._make(0)[0].tolist()
-    want = tr._Collate([s_ids[i] for i in keep], [t_ids[i] for i in keep])(first)
+    want = pairs.PairCollate([s_ids[i] for i in keep], [t_ids[i] for i in keep])(first)
     assert batch.keys() == want.keys()
     for k in want:
         assert torch.equal(batch[k], want[k]), k
@@ -350,17 +354,19 @@ def test_tagger_batches_from_the_cache_equal_encoding_words(tmp_path, monkeypatc
     from seqtool.config import TrainConfig
     from seqtool.data.batching import pad
     from seqtool.data.conllu import read_conllu_file
-    from seqtool.tasks import tagger
+    from seqtool.data.tagging import normalize
+    from seqtool.tasks.tagger import Tagger, TaggerOptions
 
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
     cfg = TrainConfig(batch_size=4, seed=3)
     bb = {"embedding_dim": 10, "hidden_size": 7}
-    model, source, dev = tagger.prepare([str(CONLLU)] * 2, cfg, bb, dev_fraction=0.2)
+    opts = TaggerOptions(files=[str(CONLLU)] * 2, dev_fraction=0.2)
+    model, source, dev = Tagger.prepare(opts, {}, bb, cfg)
     sents = list(read_conllu_file(str(CONLLU))) * 2
     cut = int(len(sents) * 0.8)
     train = sents[:cut]
     assert dev.words == [s.words for s in sents[cut:]]
-    counts = Counter(tagger.normalize(w) for s in train for w in s.words)
+    counts = Counter(normalize(w) for s in train for w in s.words)
     assert model.words == ["<pad>", "<unk>"] + sorted(counts, key=lambda w: (-counts[w], w))
     assert model.tags == sorted({t for s in train for t in s.tags if t is not None})
     for _ in range(3):

@@ -140,11 +140,12 @@ def test_padding_does_not_change_predictions(model_path):
 
 def test_dense_per_length_rnn_equals_packed(model):
     torch.manual_seed(0)
-    x = torch.randn(5, 9, model.rnn.rnn.input_size)
+    rnn = model.backbone.rnn
+    x = torch.randn(5, 9, rnn.rnn.input_size)
     lengths = torch.tensor([9, 3, 9, 1, 3])  # 3 distinct: the per-length dense path
     with torch.no_grad():
-        packed, _ = model.rnn.forward_packed(x, lengths)
-        dense = model.run_rnn(x, lengths)
+        packed, _ = rnn.forward_packed(x, lengths)
+        dense, _ = rnn(x, lengths)
     for i, n in enumerate(lengths.tolist()):
         torch.testing.assert_close(dense[i, :n], packed[i, :n], rtol=1e-5, atol=1e-6)
         assert not dense[i, n:].any()
@@ -179,6 +180,75 @@ def test_checkpoint_round_trip(model, tmp_path):
     assert half.predict(sents) == model.predict(sents)
 
 
+def test_checkpoint_with_legacy_key_names_loads_identically(model, tmp_path):
+    """Checkpoints written before the tagger stood on the shared Encoder name its weights
+    word_embed.*, char_encoder.* and rnn.*: they load into backbone.* with the same outputs."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from seqtool import api
+
+    model.save(tmp_path / "new.safetensors")
+    legacy = {"backbone.embedding.": "word_embed.", "backbone.chars.": "char_encoder.",
+              "backbone.rnn.": "rnn."}  # fmt: skip
+    tensors = load_file(str(tmp_path / "new.safetensors"))
+    renamed = {}
+    for k, v in tensors.items():
+        for new, old in legacy.items():
+            if k.startswith(new):
+                k = old + k[len(new) :]
+                break
+        renamed[k] = v
+    assert {k.split(".")[0] for k in renamed} == {"word_embed", "char_encoder", "rnn", "head"}
+    with safe_open(str(tmp_path / "new.safetensors"), "pt") as f:  # the header's metadata
+        meta = f.metadata()
+    save_file(renamed, str(tmp_path / "old.safetensors"), metadata=meta)
+    old = api.load(tmp_path / "old.safetensors", "tagger", "test")
+    assert old.state_dict().keys() == model.state_dict().keys()
+    sents = [["The", "boats", "sail", "."], ["Unseenword", "xyz", "!"]]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            old(**old.encode(sents)), model(**model.encode(sents)), rtol=0, atol=0
+        )
+    assert old.predict(sents) == model.predict(sents)
+
+
+def test_random_init_matches_the_hand_assembled_layout():
+    """The tagger on the shared Encoder builds its modules in the order the tagger used to
+    (word embedding, char encoder, recurrent stack, head), so a seed gives the same weights."""
+    from torch import nn
+
+    from seqtool.backbone import CharWordEncoder, Recurrent, TokenEmbedding
+    from seqtool.config import BackboneConfig
+    from seqtool.tasks.tagger import Tagger, TaggerConfig
+    from seqtool.tokenizers import CharTokenizer
+
+    bb = BackboneConfig(vocab_size=12, embedding_dim=10, hidden_size=7, bidirectional=True)
+    config = TaggerConfig(bb, num_tags=4, char_vocab_size=9, char_dim=6, char_hidden=5)
+    torch.manual_seed(0)
+    model = Tagger(config, CharTokenizer("abcde"), ["<pad>", "<unk>"] + list("abcdefghij"), "ABCD")
+    torch.manual_seed(0)
+    old = [
+        TokenEmbedding(12, 10, padding_idx=0),
+        CharWordEncoder(9, 6, 5, "lstm"),
+        Recurrent(10 + 10, 7, 2, "lstm", True),
+        nn.Linear(14, 4),
+    ]
+    want = [p for m in old for p in m.state_dict().values()]
+    got = list(model.state_dict().values())
+    assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_tag_stream_keeps_input_order_in_bounded_chunks(model):
+    from seqtool.data.conllu import Sentence
+
+    sents = [Sentence(words=["a", "dog"] * k) for k in (3, 1, 5, 2, 4)]
+    chunks = list(model.tag_stream(sents, chunk_sentences=2))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    assert [s for c in chunks for s, _ in c] == sents
+    assert [t for c in chunks for _, t in c] == model.predict([s.words for s in sents])
+
+
 def test_word_dropout_only_in_training(model):
     x = model.encode([["the", "cat"]])
     as_unk = {**x, "words": torch.ones_like(x["words"])}  # 1 = <unk>
@@ -199,7 +269,7 @@ def test_word_dropout_only_in_training(model):
 
 
 def test_windows_tile_the_sentence():
-    from seqtool.tasks.tagger import windows
+    from seqtool.data.tagging import windows
 
     assert windows(5, 10, 2) == [(0, 5, 0, 5)]
     ws = windows(25, 10, 2)  # step 6
@@ -208,7 +278,7 @@ def test_windows_tile_the_sentence():
 
 
 def test_very_long_sentence_is_tagged(model):
-    from seqtool.tasks.tagger import MAX_SEGMENT
+    from seqtool.data.tagging import MAX_SEGMENT
 
     words = ["word", "the", "cat", "."] * 1500  # 6000 tokens: tagged in windows
     assert len(words) > 2 * MAX_SEGMENT
@@ -273,16 +343,14 @@ def test_eval_json_and_report(model_path):
 
 
 def test_eval_counts_oov(model, tmp_path):
-    from seqtool.tasks.tagger import evaluate_file
-
     f = tmp_path / "oov.conllu"
     f.write_text(
         "1\tZorblax\t_\tPROPN\t_\t_\t0\troot\t_\t_\n2\tthe\t_\tDET\t_\t_\t1\tdet\t_\t_\n\n"
     )
-    m = evaluate_file(model, str(f))
+    m = model.evaluate(model.eval_data(str(f)))
     assert m["tokens"] == 2 and m["oov_tokens"] == 1
     with pytest.raises(SeqtoolError, match="tags upos"):
-        evaluate_file(model, str(f), tag_field="xpos")
+        model.eval_data(str(f), tag_field="xpos")
 
 
 def test_tag_empty_input_and_errors(model_path):

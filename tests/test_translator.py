@@ -11,6 +11,7 @@ from conftest import ROOT, TINY, run_cli
 
 from seqtool import checkpoint, decoding
 from seqtool.backbone.attention import Attention
+from seqtool.backbone.decoder import Decoder, teacher_forcing_ratio
 from seqtool.config import BackboneConfig
 from seqtool.tasks import translator as tr
 from seqtool.tokenizers import CharTokenizer
@@ -91,10 +92,10 @@ def test_fused_and_stepped_decoders_agree(cell, attention, feeding):
     model = tiny_model(cell, attention, feeding, layers=2).requires_grad_(False)
     s, s_len, t_in, t_out = batch_of(model, PAIRS[:3])
     fused, _ = model(s, s_len, t_in)  # (B, T, V)
-    st = model._start(s, s_len)
+    st = model.start(s, s_len)
     stepped = []
     for t in range(t_in.size(1)):
-        logits, st = model._step(model.decoder.step, t_in[:, t], st)
+        logits, st = model.decoder.step(t_in[:, t], st)  # through the trainable Recurrent.step
         stepped.append(logits)
     assert torch.allclose(fused, torch.stack(stepped, 1), atol=1e-5)
     hyps = model.decode_ids([model.encode_source(p[0]) for p in PAIRS[:3]], beam=1)
@@ -118,19 +119,44 @@ def test_teacher_forcing_below_one_feeds_predictions_and_trains():
     free.backward()  # gradients flow through the stepped decoder
     forced, free = float(forced.detach()), float(free.detach())
     assert math.isfinite(forced) and free != pytest.approx(forced)
-    assert model.decoder.rnn.weight_hh_l0.grad is not None
+    assert model.decoder.rnn.rnn.weight_hh_l0.grad is not None
 
 
 @pytest.mark.parametrize("schedule", ["linear", "inverse-sigmoid"])
 def test_teacher_forcing_schedules_decay_to_the_ratio(schedule):
     cfg = tr.TranslatorConfig(teacher_forcing=0.25, teacher_forcing_schedule=schedule)
-    vals = [tr.teacher_forcing_ratio(cfg, s, 1000) for s in range(0, 1001, 50)]
+    vals = [
+        teacher_forcing_ratio(cfg.teacher_forcing, cfg.teacher_forcing_schedule, s, 1000)
+        for s in range(0, 1001, 50)
+    ]
     assert vals[0] == pytest.approx(1.0, abs=0.01)
     assert vals[-1] == pytest.approx(0.25, abs=0.01)
     assert all(a >= b for a, b in zip(vals, vals[1:], strict=False))
     assert vals[10] == pytest.approx(0.625, abs=0.02)  # half way: half way down
     const = tr.TranslatorConfig(teacher_forcing=0.5)
-    assert tr.teacher_forcing_ratio(const, 10, 1000) == 0.5
+    assert (
+        teacher_forcing_ratio(const.teacher_forcing, const.teacher_forcing_schedule, 10, 1000)
+        == 0.5
+    )
+
+
+def test_schedule_callback_sets_the_decoder_ratio_from_the_trainer_step():
+    """The callback the translator adds to training: resume-safe, the ratio is a function of
+    the trainer's step and total steps only."""
+    from types import SimpleNamespace
+
+    model = tiny_model()
+    model.config = model.config.replace(teacher_forcing=0.25, teacher_forcing_schedule="linear")
+    (cb,) = model.callbacks()
+    trainer = SimpleNamespace(model=model, step=0, total_steps=1000)
+    cb.on_train_start(trainer)
+    assert model.decoder.teacher_forcing == pytest.approx(1.0)
+    trainer.step = 500
+    cb.on_step_end(trainer, 0.0)
+    assert model.decoder.teacher_forcing == pytest.approx(0.625)
+    trainer.step = 1000
+    cb.on_step_end(trainer, 0.0)
+    assert model.decoder.teacher_forcing == pytest.approx(0.25)
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -147,14 +173,14 @@ def test_beam_one_equals_greedy():
     stepper = model.decoder.stepper()
 
     def step(tokens, st):
-        logits, st = model._step(stepper.step, tokens, st)
+        logits, st = model.decoder.step(tokens, st, stepper.step)
         return logits.log_softmax(-1), st
 
     with torch.inference_mode():
         found = decoding.beam_search(
             step,
-            model._reorder,
-            model._start(x, lengths),
+            model.decoder.reorder,
+            model.start(x, lengths),
             len(src),
             2,
             3,
@@ -164,6 +190,104 @@ def test_beam_one_equals_greedy():
         )
     assert [f[0].ids for f in found] == [h[0].ids for h in greedy]
     assert [f[0].logprob for f in found] == pytest.approx([h[0].logprob for h in greedy], abs=1e-4)
+
+
+def test_decoding_steps_through_the_backbone_decoder(monkeypatch):
+    """The translator's decoder is the backbone Decoder; greedy, beam search and the stepped
+    training pass all go through Decoder.step (search with the inference Stepper, training with
+    the trainable Recurrent.step), and beam search follows its beams with Decoder.reorder."""
+    from torch import nn
+
+    from seqtool.backbone import Encoder
+
+    model = tiny_model("gru", "additive", True)
+    assert type(model.decoder) is Decoder and type(model.encoder) is Encoder
+    own = [n for n, m in model.named_modules() if isinstance(m, nn.RNNBase | nn.Linear)]
+    assert all(n.startswith(("encoder.", "decoder.")) for n in own)  # no recurrence of its own
+    src = [model.encode_source(p[0]) for p in PAIRS[:4]]
+    before = {k: model.decode_ids(src, beam=k, n_best=k) for k in (1, 3)}
+    calls, reorders = [], []
+    step, reorder = Decoder.step, Decoder.reorder
+
+    def spy_step(self, tokens, st, run=None):
+        calls.append((len(tokens), run is None))
+        return step(self, tokens, st, run)
+
+    def spy_reorder(st, index):
+        reorders.append(len(index))
+        return reorder(st, index)
+
+    monkeypatch.setattr(Decoder, "step", spy_step)
+    monkeypatch.setattr(Decoder, "reorder", staticmethod(spy_reorder))
+    greedy = model.decode_ids(src, beam=1)
+    longest = max(len(h.ids) for (h,) in greedy)
+    assert longest <= len(calls) <= longest + 1  # one step per token (+ the final EOS)
+    assert all(n == len(src) and not trained for n, trained in calls)  # the Stepper, batched
+    assert greedy == before[1] and reorders == []
+    calls.clear()
+    beams = model.decode_ids(src, beam=3, n_best=3)
+    assert beams == before[3] and calls and reorders
+    assert calls[0] == (3 * len(src), False) and all(n % 3 == 0 for n, _ in calls)
+    calls.clear()
+    s, s_len, t_in, t_out = batch_of(model, PAIRS[:2])
+    model(s, s_len, t_in, t_out, teacher_forcing=0.5)
+    assert calls == [(2, True)] * t_in.size(1)  # training steps the fused module
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_checkpoint_with_the_legacy_key_names_loads_with_identical_outputs(tmp_path, shared):
+    """Checkpoints written before the backbone Decoder (the shipped one included) name the
+    decoder's parts as the translator's own; they still load, to the same weights and output."""
+    torch.manual_seed(0)
+    tok = CharTokenizer.train([s + t for s, t in PAIRS])
+    target = tok if shared else CharTokenizer.train([t for _, t in PAIRS])
+    enc = BackboneConfig(
+        vocab_size=tok.vocab_size, embedding_dim=10, hidden_size=7, bidirectional=True
+    )
+    cfg = tr.TranslatorConfig(
+        encoder=enc, shared_vocab=shared, target_vocab_size=0 if shared else target.vocab_size
+    )
+    model = tr.Translator(cfg, tok, target).eval()
+    old_names = {
+        "decoder.rnn.rnn.": "decoder.rnn.",  # today's Decoder.rnn was the translator's `decoder`
+        "decoder.target_embedding.": "tgt_embedding.",
+        "decoder.bridge.": "bridge.",
+        "decoder.attention.": "attention.",
+        "decoder.combine.": "combine.",
+        "decoder.out_bias": "out_bias",
+    }
+
+    def legacy(key: str) -> str:
+        for new, old in old_names.items():
+            if key.startswith(new):
+                return old + key[len(new) :]
+        return key
+
+    tensors = {legacy(k): v for k, v in model.state_dict().items()}
+    assert not any(k.startswith("decoder.") and not k.startswith("decoder.rnn.") for k in tensors)
+    assert ("tgt_embedding.embed.weight" in tensors) != shared
+    old = tmp_path / "legacy.safetensors"
+    checkpoint.save(
+        old,
+        tensors,
+        task="translator",
+        config=cfg.to_dict(),
+        tokenizer=tok,
+        extra=model.extra_metadata(),
+    )
+    again = tr.Translator.load(checkpoint.read_header(old))
+    assert again.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+    lines = ["A dog is running in the park .", "Two men ."]
+    assert again.translate(lines, beam=3, n_best=2) == model.translate(lines, beam=3, n_best=2)
+    if shared:  # the shipped checkpoint holds exactly these legacy names
+        from safetensors import safe_open
+
+        shipped = ROOT / "checkpoints" / "translate-en-de.safetensors"
+        header = checkpoint.read_header(shipped)
+        fresh = tr.Translator(tr.TranslatorConfig.from_dict(header.config), tok)
+        with safe_open(str(shipped), "pt") as f:
+            assert set(f.keys()) == {legacy(k) for k in fresh.state_dict()}
 
 
 def _trap():
@@ -365,7 +489,7 @@ def test_separate_vocabularies_round_trip(tmp_path):
     assert r.code == 0, r
     model = tr.Translator.load(checkpoint.read_header(out))
     assert model.target_tokenizer is not model.tokenizer
-    assert model.tgt_embedding is not None and model.attention is None
+    assert model.decoder.target_embedding is not None and model.decoder.attention is None
     r = run_cli("translate", "-m", out, "--beam", "2", stdin="A dog .\n")
     assert r.code == 0 and len(r.out.splitlines()) == 1
 

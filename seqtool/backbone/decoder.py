@@ -157,6 +157,43 @@ class Decoder(nn.Module):
         att, logits = self.output(h, context)
         return logits, {**st, "rnn": rnn, "feed": att}
 
+    # -- search ------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def search(
+        self,
+        st: DecoderState,
+        bos: int,
+        eos: int,
+        max_len: torch.Tensor,
+        beam: int = 1,
+        alpha: float = 1.0,
+        n_best: int = 1,
+        min_steps: int = 0,
+        record: list[torch.Tensor] | None = None,
+    ) -> list[list[Any]]:
+        """n_best hypotheses per row of a started state: greedy when beam is 1 (then `record`
+        collects every step's log-probs (N, V)), else beam search; both through
+        decoding.search with `step` over the fast inference Stepper."""
+        from seqtool import decoding
+
+        device, run = self.out_bias.device, self.stepper().step
+
+        def step(tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+            logits, state = self.step(tokens.to(device), state, run)
+            logp = logits.float().log_softmax(-1).cpu()  # (N, V)
+            if record is not None:
+                record.append(logp)
+            return logp, state
+
+        rows = st["enc"].size(0)
+        if beam == 1:
+            hyps = decoding.greedy(step, st, rows, bos, eos, max_len, alpha, min_steps)
+            return [[h] for h in hyps]
+        return decoding.beam_search(
+            step, self.reorder, st, rows, bos, eos, max_len, beam, alpha, n_best
+        )
+
     # -- a whole target (training, scoring) ----------------------------------------------------
 
     def forward(

@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "classify": ("classifier", "classify", "Label texts (lines, CSV/TSV/JSONL) with a classifier."),
     "pseudo-label": (
-        "classifier",
+        "pseudo_label",
         "pseudo_label",
         "Label the sentences of labelled documents with a teacher.",
     ),
@@ -131,11 +131,7 @@ def _train_app(help_: str, sub: str | None, full: bool) -> typer.Typer:
             from seqtool.cli.options import train_command
             from seqtool.tasks import get
 
-            cls = get(task)
-            if cls.options_class is None:  # transition: a task with its own cli module
-                train.command(task)(_load(task, "train"))
-            else:
-                train.command(task)(train_command(cls))
+            train.command(task)(train_command(get(task)))
         else:
             train.command(task, help=line)(_stub(line))
     return train

@@ -1,4 +1,5 @@
-"""`seqtool train tagger` and `seqtool tag`: the part-of-speech tagger."""
+"""`seqtool tag`: the part-of-speech tagger (`seqtool train tagger` is generated from the
+task's options, cli/options.py)."""
 
 from __future__ import annotations
 
@@ -7,68 +8,9 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import run_training, stdin_is_terminal, training_command, write
+from seqtool.cli._common import stdin_is_terminal, write
 
 FORMATS = ("default", "tsv", "conllu", "jsonl")
-
-
-@training_command(
-    cell="lstm",
-    layers=2,
-    hidden=200,
-    embedding_dim=100,
-    dropout=0.33,
-    embedding_dropout=0.33,
-    bidirectional=True,
-)
-def train(
-    files: Annotated[list[str], typer.Argument(help="Training CoNLL-U file(s); - reads stdin.")],
-    dev: Annotated[str | None, typer.Option(help="Dev CoNLL-U file for evaluation.")] = None,
-    dev_fraction: Annotated[
-        float,
-        typer.Option(help="Hold out this tail fraction of sentences as dev without --dev."),
-    ] = 0.05,
-    tag_field: Annotated[str, typer.Option(help="Column to learn: upos | xpos.")] = "upos",
-    char_dim: Annotated[int, typer.Option(help="Character embedding size.")] = 32,
-    char_hidden: Annotated[int, typer.Option(help="Char encoder hidden units per direction.")] = 64,
-    word_dropout: Annotated[
-        float,
-        typer.Option(help="alpha: a word seen c times becomes <unk> w.p. alpha/(alpha+c)."),
-    ] = 0.25,
-    encoding_errors: Annotated[
-        str, typer.Option(help="strict (error with line and column) | replace | ignore.")
-    ] = "strict",
-    *,
-    train_cfg=None,
-    backbone=None,
-    run=None,
-) -> None:
-    """Train a part-of-speech tagger on CoNLL-U (UPOS by default).
-
-    The model: word embedding + a char BiLSTM per word -> bidirectional LSTM -> one tag per word.
-
-    Examples:
-
-      seqtool train tagger train.conllu --dev dev.conllu -o pos.safetensors
-
-      seqtool train tagger train.conllu --dev dev.conllu --tag-field xpos -o xpos.safetensors
-
-      seqtool train tagger train.conllu --dev dev.conllu --threads 1 --max-time 30 --save-dtype fp16
-    """
-    run_training(
-        "tagger",
-        train_cfg,
-        run,
-        files=files,
-        backbone=backbone,
-        dev=dev,
-        dev_fraction=dev_fraction,
-        tag_field=tag_field,
-        char_dim=char_dim,
-        char_hidden=char_hidden,
-        word_dropout=word_dropout,
-        encoding_errors=encoding_errors,
-    )
 
 
 def tag(
@@ -124,7 +66,6 @@ def tag(
     from seqtool.data.conllu import read_conllu_file, read_text_sentences
     from seqtool.data.text import iter_lines
     from seqtool.errors import SeqtoolError
-    from seqtool.tasks.tagger import tag_stream
     from seqtool.training import runtime
 
     if fmt not in FORMATS:
@@ -149,7 +90,7 @@ def tag(
         sentences = read_text_sentences(iter_lines(path, encoding_errors), tokenize)
     device = next(tagger.parameters()).device
     with runtime.autocast(device, precision):  # active while the generator below runs
-        _write_tagged(tag_stream(tagger, sentences, chunk_sentences=batch_size), fmt, field)
+        _write_tagged(tagger.tag_stream(sentences, chunk_sentences=batch_size), fmt, field)
 
 
 def _write_tagged(chunks, fmt: str, field: str) -> None:

@@ -50,14 +50,25 @@ def count_params(model: nn.Module) -> list[ParamRow]:
                 details[key] = f"{kind} {n_in}→{rnn.hidden_size}"
                 break
         else:
-            parts = pname.split(".")[:-1] or [pname]
-            key = ".".join(parts[:2])
+            key = _component(pname)
         groups.setdefault(key, []).append((pname, p))
     rows = []
     for key, ps in groups.items():
         detail = details.get(key) or " + ".join("×".join(map(str, p.shape)) for _, p in ps)
         rows.append(ParamRow(key, detail, sum(p.numel() for _, p in ps)))
     return rows
+
+
+def _component(pname: str) -> str:
+    """A parameter's row: its module path without the tensor name and without an embedding's
+    inner `embed`, at most three parts deep (backbone.embedding, decoder.attention.key_proj,
+    head; a bare parameter such as decoder.out_bias keeps its own name)."""
+    parts = pname.split(".")
+    if len(parts) > 1 and parts[-1] in ("weight", "bias"):
+        parts = parts[:-1]
+    if len(parts) > 1 and parts[-1] == "embed":
+        parts = parts[:-1]
+    return ".".join(parts[:3])
 
 
 def checked_counts(model: nn.Module) -> tuple[list[ParamRow], int]:

@@ -183,47 +183,6 @@ class TaskModel(nn.Module):
         return model.eval()
 
 
-class ModuleTask(TaskModel):
-    """Transition: a task whose setup still lives in module functions (prepare,
-    evaluate_file, report, train_callbacks). Removed once every task is ported."""
-
-    options_class = None  # type: ignore[assignment]
-    eval_options = ("encoding_errors", "text_column", "label_column", "tag_field", "beam")
-
-    @classmethod
-    def _module(cls) -> Any:
-        import importlib
-
-        return importlib.import_module(cls.__module__)
-
-    @classmethod
-    def prepare(cls, opts, model, backbone, train_cfg, resume_header=None):  # type: ignore[override]
-        return cls._module().prepare(
-            train_cfg=train_cfg, backbone=backbone, resume_header=resume_header, **opts, **model
-        )
-
-    def callbacks(self) -> list[Any]:
-        make = getattr(self._module(), "train_callbacks", None)
-        return make() if make else []
-
-    @classmethod
-    def report(cls, metrics: dict[str, Any]) -> list[Any]:
-        fn = getattr(cls._module(), "report", None)
-        if fn is None:
-            return []
-
-        class Collect:
-            items: list[Any] = []
-
-            def print(self, r: Any, **_: Any) -> None:
-                self.items.append(r)
-
-        c = Collect()
-        c.items = []
-        fn(metrics, c)
-        return c.items
-
-
 _RESERVED = {
     "format_version",
     "seqtool_version",

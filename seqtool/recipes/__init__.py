@@ -1,0 +1,1 @@
+"""Training recipes that are not tasks: LM transfer, teacher ensembles, pseudo-labels, soft targets."""

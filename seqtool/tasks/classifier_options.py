@@ -1,0 +1,131 @@
+"""The options of `seqtool train classifier`, declared once: ClassifierOptions (data and
+setup; its docstring is the command's help) and ClassifierConfig (the model's, stored in its
+checkpoints). `seqtool train classifier` is generated from them (cli/options.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from seqtool.backbone.encoder import POOLS
+from seqtool.config import BackboneConfig, _Config, opt
+from seqtool.errors import ConfigError
+
+SELECT = ("mean", "pooled")  # how several dev sets rank checkpoints
+# A unigram/bpe tokenizer trained here learns from at most this many characters of training
+# text (evenly spread rows): sentencepiece needs ~20 bytes of memory per character.
+TOKENIZER_SAMPLE_CHARS = 10_000_000
+
+
+@dataclass(frozen=True)
+class ClassifierOptions(_Config):
+    """Train a text classifier (bidirectional LSTM by default) on labelled CSV/TSV/JSONL.
+
+    Examples:
+
+      seqtool train classifier reviews.csv --dev dev.csv -o sent.safetensors
+
+      seqtool train classifier data.tsv --text-column sentence --label-column topic --pool max
+
+      seqtool train classifier train.csv --dev dev.csv --max-length 256 --precision bf16 --threads 1
+
+      seqtool train lm reviews.txt --tokenizer tok.model -o lm.safetensors
+
+      seqtool train classifier train.csv --dev dev.csv --init-from lm.safetensors
+
+      seqtool train classifier reviews.csv --dev dev.csv --pool max --ngrams 2
+
+      seqtool train classifier train.csv --dev dev.csv --init-from fwd.safetensors --init-from bwd.safetensors
+    """
+
+    files: list[str] = opt(
+        help="Labelled CSV/TSV/JSONL file(s) (columns text,label by default).", argument=True
+    )
+    dev: list[str] | None = opt(
+        None, "Dev file(s) for evaluation; repeat for several (each also reported alone)."
+    )
+    dev_fraction: float = opt(
+        0.05,
+        "Hold out this random fraction of the training rows when --dev is not given (0: none).",
+    )
+    select: str = opt(
+        "mean",
+        "With several --dev sets, keep the checkpoint with the best mean of their accuracies "
+        "(mean: each set counts the same) or the best accuracy over all their rows together "
+        "(pooled: a big set outweighs a small one).",
+    )
+    text_column: str = opt("text", "Column (CSV/TSV header or JSON key) holding the text.")
+    label_column: str = opt("label", "Column holding the label (any strings; two or more classes).")
+    score_column: str | None = opt(
+        None,
+        "Learn soft targets: this column (in [0, 1], as `pseudo-label` writes it) is the "
+        "probability the row's label should get, the rest spread over the other labels "
+        "(distillation from a teacher). Files without the column train on their labels as "
+        "certain.",
+    )
+    tokenizer: str = opt(
+        "unigram",
+        "unigram | bpe | char (trained on the training texts) or a tokenizer file from "
+        "`seqtool tokenize train`.",
+    )
+    vocab_size: int = opt(16000, "Vocabulary size for unigram/bpe.")
+    tokenizer_sample: int = opt(
+        TOKENIZER_SAMPLE_CHARS,
+        "unigram/bpe learn from at most this many characters of training text (every k-th "
+        "row; bounds memory on big tables); 0: all rows.",
+    )
+    max_tokens: int = opt(
+        0, "Cap tokens per batch (longest x count); 0: --batch-size texts per batch."
+    )
+    init_from: list[str] | None = opt(
+        None,
+        "Start embedding + recurrent layers from this LM checkpoint (its tokenizer and sizes "
+        "are used). Give it twice, a forward LM and a `train lm --reverse` one, to start each "
+        "direction from its own LM.",
+    )
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(_Config):
+    backbone: BackboneConfig = field(
+        default_factory=lambda: BackboneConfig(vocab_size=1, bidirectional=True)
+    )
+    num_labels: int = opt(2, cli=False)
+    pool: str = opt("last", "last (final forward+backward states) | max | mean (over real tokens).")
+    head_dropout: float = opt(0.3, "Dropout before the output layer.")
+    max_length: int = opt(  # tokens kept per text, head + tail (the CLI's default is 256)
+        0, "Tokens kept per text: the first quarter and the last three quarters (0: all)."
+    )
+    lowercase: bool = opt(
+        False, "Fold case before tokenizing (stored in the model).", flags=("--lowercase",)
+    )
+    normalize: bool = opt(
+        False,
+        "Split punctuation and clitics off words (don't -> do n't) and drop <br /> before "
+        "tokenizing, so raw and PTB-tokenized texts share word forms (stored in the model).",
+        flags=("--normalize",),
+    )
+    ngrams: int = opt(
+        0,
+        "Add a fastText-style bag of hashed token n-grams up to this order beside the "
+        "recurrent backbone (2: tokens and token pairs; 0: none). It reads the whole text, "
+        "learns on its own loss, and its log-probabilities are averaged with the backbone's: "
+        "an ensemble in one model that costs little time.",
+    )
+    ngram_buckets: int = opt(
+        262_144, "Hash buckets for the n-grams of --ngrams (rows of its table)."
+    )
+    ngram_dim: int = opt(8, "Vector size of the --ngrams bag.")
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
+        if self.num_labels < 2:
+            raise ConfigError("a classifier needs at least two labels")
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ConfigError(f"head dropout must be in [0, 1), not {self.head_dropout}")
+        if self.max_length < 0 or 0 < self.max_length < 4:
+            raise ConfigError(f"max length must be 0 (no limit) or >= 4, not {self.max_length}")
+        if not 0 <= self.ngrams <= 4:
+            raise ConfigError(f"ngrams must be 0 (off) to 4, not {self.ngrams}")
+        if self.ngram_buckets < 1 or self.ngram_dim < 1:
+            raise ConfigError("ngram buckets and ngram dim must be >= 1")
