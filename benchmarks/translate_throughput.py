@@ -115,6 +115,7 @@ def main() -> None:
     from seqtool.data import pairs
     from seqtool.data.batching import BucketedSource, pad
     from seqtool.data.parallel import read_pairs
+    from seqtool.tasks.base import Setup
     from seqtool.tasks.translator import Translator
 
     if not Path(args.data).is_file():
@@ -128,7 +129,7 @@ def main() -> None:
         bb = dict(cell="lstm", layers=1, hidden_size=256, embedding_dim=256, bidirectional=True)
         cfg = TrainConfig(batch_size=args.batch_size, threads=1)
         opts = pairs.TranslatorOptions(files=[args.data], vocab_size=args.vocab_size)
-        model = Translator.prepare(opts, {"decoder_hidden": 256}, bb, cfg)[0]
+        model = Translator.prepare(Setup(opts, {"decoder_hidden": 256}, bb, cfg))[0]
     c = model.config
     if c.attention != "dot" or c.input_feeding or c.encoder.cell != "lstm" or not c.shared_vocab:
         raise SystemExit("the reference mirrors a dot-attention LSTM with a joint vocabulary")

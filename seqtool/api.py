@@ -73,9 +73,10 @@ def train(
             raise SeqtoolError(
                 f"--resume: training options differ from the interrupted run ({', '.join(diff)})"
             )
-    model, source, dev = task_cls.prepare(
-        opts, model_options, dict(backbone or {}), train_cfg, header
-    )
+    from seqtool.tasks.base import Setup
+
+    setup = Setup(opts, model_options, dict(backbone or {}), train_cfg, header)
+    model, source, dev = task_cls.prepare(setup)
     if console is not None and os.environ.get("RANK", "0") == "0":  # rank 0 speaks for all
         resolved = {"task": task, "model": model.config.to_dict(), "train": train_cfg.to_dict()}
         console.print(

@@ -57,11 +57,9 @@ class Header:
 
 def read_header(path: str | Path) -> Header:
     """Parse and validate the header (8-byte length + JSON). Never imports torch."""
-    p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"{p}: no such checkpoint")
-    if p.is_dir():
-        raise CheckpointError(f"{p}: is a directory, expected a .safetensors checkpoint")
+    from seqtool.data.text import check_input_path
+
+    p = check_input_path(path, "checkpoint", "a .safetensors checkpoint", CheckpointError)
     size = p.stat().st_size
     with p.open("rb") as f:
         head = f.read(8)

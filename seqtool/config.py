@@ -68,24 +68,47 @@ class _Config:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
+# A bpe/unigram tokenizer trained here learns from at most this many characters of the
+# training data (evenly spread): sentencepiece needs ~20 bytes of memory per character.
+TOKENIZER_SAMPLE_CHARS = 10_000_000
+
+
+def tokenizer_opt(default: str, trained_on: str) -> Any:
+    """--tokenizer of a task that learns its tokenizer from its training data."""
+    kinds = " | ".join([default] + [k for k in ("char", "bpe", "unigram") if k != default])
+    return opt(
+        default,
+        f"{kinds} (trained on {trained_on}) or a tokenizer file from `seqtool tokenize train`.",
+    )
+
+
+def tokenizer_sample_opt(unit: str) -> Any:
+    """--tokenizer-sample: how much of the training data bpe/unigram learn from."""
+    return opt(
+        TOKENIZER_SAMPLE_CHARS,
+        f"bpe/unigram learn from at most this many characters of the {unit}s (every k-th "
+        f"{unit}; bounds memory on big files); 0: all {unit}s.",
+    )
+
+
 @dataclass(frozen=True)
 class BackboneConfig(_Config):
     """Embedding + stacked recurrent layers, shared by every task."""
 
     vocab_size: int = opt(cli=False)
-    embedding_dim: int = opt(64, "Token embedding size.")
-    hidden_size: int = opt(256, "Hidden units per layer and direction.", flags=("--hidden",))
-    layers: int = opt(2, "Stacked recurrent layers.")
     cell: str = opt("lstm", "rnn | lstm | gru (rnn is the tanh Elman RNN).")
-    bidirectional: bool = opt(False, "Run a second recurrent stack right-to-left.")
+    layers: int = opt(2, "Stacked recurrent layers.")
+    hidden_size: int = opt(256, "Hidden units per layer and direction.", flags=("--hidden",))
+    embedding_dim: int = opt(64, "Token embedding size.")
     dropout: float = opt(0.0, "Dropout between stacked layers.")
     embedding_dropout: float = opt(0.0, "Dropout on token embeddings.")
-    padding_idx: int | None = opt(0, cli=False)
+    bidirectional: bool = opt(False, "Run a second recurrent stack right-to-left.")
     weight_dropout: float = opt(
         0.0,
         "DropConnect on the recurrent layers' hidden-to-hidden weights, one mask per batch "
         "(AWD-LSTM's weight drop; 0: off).",
     )
+    padding_idx: int | None = opt(0, cli=False)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -98,14 +121,6 @@ class BackboneConfig(_Config):
             p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), not {p}")
-
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    @property
-    def output_size(self) -> int:
-        return self.hidden_size * self.num_directions
 
 
 @dataclass(frozen=True)
@@ -162,3 +177,8 @@ class TrainConfig(_Config):
             raise ConfigError("steps must be >= 0 and epochs > 0")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be in [0, 1), not {self.ema}")
+
+
+def backbone_field(**defaults: Any) -> Any:
+    """A task config's nested BackboneConfig field (vocab_size 1 until the tokenizer is known)."""
+    return field(default_factory=lambda: BackboneConfig(**{"vocab_size": 1, **defaults}))

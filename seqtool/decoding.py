@@ -69,11 +69,21 @@ class Strategy:
     """Picks the next tokens from a step's scores. `choose` returns the tokens to feed next
     (N',) and the rows of the state that go on (None: all), or (None, None) when done."""
 
+    max_steps: int | None = None  # None: until the strategy is done
+
     def first(self) -> torch.Tensor:
         raise NotImplementedError
 
     def choose(self, scores: torch.Tensor, t: int) -> tuple[Any, Any]:
         raise NotImplementedError
+
+    def start_state(self, state: Any, reorder: ReorderFn | None) -> Any:
+        """The state the loop starts from (a beam copies each row K times)."""
+        return state
+
+    def result(self) -> Any:
+        """What the search found, once the loop has run."""
+        return None
 
 
 def search(
@@ -85,6 +95,8 @@ def search(
 ) -> Iterator[torch.Tensor]:
     """Run `step` from the strategy's first tokens until it is done (or max_steps); yields the
     tokens chosen at each step, so a caller can stream them."""
+    max_steps = strategy.max_steps if max_steps is None else max_steps
+    state = strategy.start_state(state, reorder)
     cur = strategy.first()
     for t in itertools.count() if max_steps is None else range(max_steps):
         scores, state = step(cur, state)
@@ -94,6 +106,13 @@ def search(
         if keep is not None:
             state = reorder(state, keep)
         yield cur
+
+
+def decode(step: StepFn, state: Any, strategy: Strategy, reorder: ReorderFn | None = None) -> Any:
+    """Run the search to its end and return what the strategy found."""
+    for _ in search(step, state, strategy, reorder):
+        pass
+    return strategy.result()
 
 
 class Sampler(Strategy):
@@ -130,14 +149,16 @@ def length_penalty(length: int, alpha: float) -> float:
 
 class Greedy(Strategy):
     """Argmax decoding for a batch; each sentence stops at EOS or its max_len (B,) tokens.
-    `min_steps` keeps every row stepping that long (free-running loss needs it)."""
+    `min_steps` keeps every row stepping that long (free-running loss needs it); `alpha` is
+    the length penalty of the hypotheses' scores. Result: one Hypothesis per sentence."""
 
     def __init__(
-        self, batch: int, bos: int, eos: int, max_len: torch.Tensor, min_steps: int = 0
-    ) -> None:
+        self, batch: int, bos: int, eos: int, max_len: torch.Tensor, min_steps: int = 0,
+        alpha: float = 0.0,
+    ) -> None:  # fmt: skip
         self.batch, self.bos, self.eos, self.min_steps = batch, bos, eos, min_steps
-        self.limit = max_len.tolist()
-        self.steps = max(max(self.limit, default=0), min_steps)
+        self.alpha, self.limit = alpha, max_len.tolist()
+        self.max_steps = max(max(self.limit, default=0), min_steps)
         self.logp_sum = torch.zeros(batch)
         self.out: list[list[int]] = [[] for _ in range(batch)]
         self.done = [False] * batch
@@ -161,31 +182,14 @@ class Greedy(Strategy):
             return None, None
         return cur, None
 
-    def hypotheses(self, alpha: float) -> list[Hypothesis]:
+    def result(self) -> list[Hypothesis]:
         hyps = []
         for b in range(self.batch):
             out = self.out[b]
             n = len(out) + (1 if len(out) < self.limit[b] else 0)  # + EOS when it was produced
             lp = float(self.logp_sum[b])
-            hyps.append(Hypothesis(out, lp, lp / length_penalty(n, alpha)))
+            hyps.append(Hypothesis(out, lp, lp / length_penalty(n, self.alpha)))
         return hyps
-
-
-def greedy(
-    step: StepFn,
-    state: Any,
-    batch: int,
-    bos: int,
-    eos: int,
-    max_len: torch.Tensor,
-    alpha: float = 0.0,
-    min_steps: int = 0,
-) -> list[Hypothesis]:
-    """Greedy decoding through `search`; one hypothesis per sentence."""
-    g = Greedy(batch, bos, eos, max_len, min_steps)
-    for _ in search(step, state, g, max_steps=g.steps):
-        pass
-    return g.hypotheses(alpha)
 
 
 class Beam(Strategy):
@@ -195,9 +199,12 @@ class Beam(Strategy):
     active[r // K]; finished sentences are dropped from the state."""
 
     def __init__(
-        self, batch: int, bos: int, eos: int, max_len: torch.Tensor, beam: int, alpha: float
-    ) -> None:
-        self.K, self.bos, self.eos, self.alpha = beam, bos, eos, alpha
+        self, batch: int, bos: int, eos: int, max_len: torch.Tensor, beam: int = 5,
+        alpha: float = 1.0, n_best: int = 1,
+    ) -> None:  # fmt: skip
+        if beam < 1 or not 1 <= n_best <= beam:
+            raise ConfigError(f"need beam >= 1 and 1 <= n-best <= beam (got {beam}, {n_best})")
+        self.K, self.bos, self.eos, self.alpha, self.n_best = beam, bos, eos, alpha, n_best
         self.limit = max_len.tolist()
         self.active = list(range(batch))
         self.scores = torch.full((batch, beam), float("-inf"))
@@ -207,6 +214,9 @@ class Beam(Strategy):
 
     def first(self) -> torch.Tensor:
         return torch.full((len(self.active) * self.K,), self.bos, dtype=torch.long)
+
+    def start_state(self, state: Any, reorder: ReorderFn | None) -> Any:
+        return reorder(state, torch.arange(len(self.active)).repeat_interleave(self.K))
 
     def _finish(self, b: int, ids: list[int], v: float, t: int) -> None:
         self.finished[b].append(Hypothesis(ids, v, v / length_penalty(t, self.alpha)))
@@ -257,27 +267,6 @@ class Beam(Strategy):
         self.active = still
         return torch.tensor(keep_tok), index
 
-    def best(self, n_best: int) -> list[list[Hypothesis]]:
-        return [sorted(f, key=lambda h: -h.score)[:n_best] for f in self.finished]
-
-
-def beam_search(
-    step: StepFn,
-    reorder: ReorderFn,
-    state: Any,
-    batch: int,
-    bos: int,
-    eos: int,
-    max_len: torch.Tensor,
-    beam: int = 5,
-    alpha: float = 1.0,
-    n_best: int = 1,
-) -> list[list[Hypothesis]]:
-    """Beam search through `search`; the n_best hypotheses per sentence, best first."""
-    if beam < 1 or not 1 <= n_best <= beam:
-        raise ConfigError(f"need beam >= 1 and 1 <= n-best <= beam (got {beam}, {n_best})")
-    b = Beam(batch, bos, eos, max_len, beam, alpha)
-    state = reorder(state, torch.arange(batch).repeat_interleave(beam))
-    for _ in search(step, state, b, reorder):
-        pass
-    return b.best(n_best)
+    def result(self) -> list[list[Hypothesis]]:
+        """The n_best hypotheses per sentence, best first."""
+        return [sorted(f, key=lambda h: -h.score)[: self.n_best] for f in self.finished]

@@ -204,18 +204,17 @@ def test_tokenizer_learns_from_every_row_or_an_even_sample(tmp_path):
 
 def test_training_holds_out_rows_and_batches_from_the_cache(tmp_path, monkeypatch):
     from seqtool.config import TrainConfig
+    from seqtool.tasks.base import Setup
     from seqtool.tasks.classifier import Classifier, ClassifierOptions
 
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
     data = _write_csv(tmp_path / "t.csv", 200)
     cfg = TrainConfig(batch_size=16, seed=4)
+    opts = ClassifierOptions(
+        files=[str(tmp_path / "t.csv"), str(SAMPLE)], dev_fraction=0.1, tokenizer="char"
+    )
     model, source, dev = Classifier.prepare(
-        ClassifierOptions(
-            files=[str(tmp_path / "t.csv"), str(SAMPLE)], dev_fraction=0.1, tokenizer="char"
-        ),
-        {},
-        {"embedding_dim": 10, "hidden_size": 7},
-        cfg,
+        Setup(opts, {}, {"embedding_dim": 10, "hidden_size": 7}, cfg)
     )
     import csv
 
@@ -322,13 +321,14 @@ def test_translator_rows_equal_encoding_python_lists(tmp_path, monkeypatch):
     from seqtool.config import TrainConfig
     from seqtool.data import pairs
     from seqtool.data.parallel import read_pairs
+    from seqtool.tasks.base import Setup
     from seqtool.tasks.translator import Translator
 
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
     cfg = TrainConfig(batch_size=8, seed=2)
     bb = {"embedding_dim": 10, "hidden_size": 7}
     opts = pairs.TranslatorOptions(files=[str(PAIRS)], tokenizer="char", max_length=30)
-    model, source, _ = Translator.prepare(opts, {}, bb, cfg)
+    model, source, _ = Translator.prepare(Setup(opts, {}, bb, cfg))
     src, tgt = read_pairs(str(PAIRS))
     s_ids, t_ids = pairs.encode_pairs(model.tokenizer, model.target_tokenizer, src, tgt)
     assert s_ids == [model.encode_source(s) for s in src]
@@ -355,13 +355,14 @@ def test_tagger_batches_from_the_cache_equal_encoding_words(tmp_path, monkeypatc
     from seqtool.data.batching import pad
     from seqtool.data.conllu import read_conllu_file
     from seqtool.data.tagging import normalize
+    from seqtool.tasks.base import Setup
     from seqtool.tasks.tagger import Tagger, TaggerOptions
 
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
     cfg = TrainConfig(batch_size=4, seed=3)
     bb = {"embedding_dim": 10, "hidden_size": 7}
     opts = TaggerOptions(files=[str(CONLLU)] * 2, dev_fraction=0.2)
-    model, source, dev = Tagger.prepare(opts, {}, bb, cfg)
+    model, source, dev = Tagger.prepare(Setup(opts, {}, bb, cfg))
     sents = list(read_conllu_file(str(CONLLU))) * 2
     cut = int(len(sents) * 0.8)
     train = sents[:cut]

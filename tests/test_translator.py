@@ -177,17 +177,8 @@ def test_beam_one_equals_greedy():
         return logits.log_softmax(-1), st
 
     with torch.inference_mode():
-        found = decoding.beam_search(
-            step,
-            model.decoder.reorder,
-            model.start(x, lengths),
-            len(src),
-            2,
-            3,
-            model.max_lengths(lengths),
-            beam=1,
-            alpha=1.0,
-        )
+        beam = decoding.Beam(len(src), 2, 3, model.max_lengths(lengths), beam=1, alpha=1.0)
+        found = decoding.decode(step, model.start(x, lengths), beam, model.decoder.reorder)
     assert [f[0].ids for f in found] == [h[0].ids for h in greedy]
     assert [f[0].logprob for f in found] == pytest.approx([h[0].logprob for h in greedy], abs=1e-4)
 
@@ -313,19 +304,9 @@ def test_beam_finds_higher_scoring_hypothesis_than_greedy():
     step = _trap()
     state = torch.zeros(1, 1)  # a state with a batch dimension, carried unchanged
     max_len = torch.tensor([5])
-    g = decoding.greedy(step, state, 1, 2, 3, max_len)[0]
-    beams = decoding.beam_search(
-        step,
-        lambda s, i: s.index_select(0, i),
-        state,
-        1,
-        2,
-        3,
-        max_len,
-        beam=3,
-        alpha=0.0,
-        n_best=3,
-    )[0]
+    g = decoding.decode(step, state, decoding.Greedy(1, 2, 3, max_len))[0]
+    beam = decoding.Beam(1, 2, 3, max_len, beam=3, alpha=0.0, n_best=3)
+    beams = decoding.decode(step, state, beam, lambda s, i: s.index_select(0, i))[0]
     assert g.ids == [4]  # greedy took A, then its best ending
     assert g.logprob == pytest.approx(math.log(0.6) + math.log(0.34))
     assert beams[0].ids == [5]
@@ -333,7 +314,7 @@ def test_beam_finds_higher_scoring_hypothesis_than_greedy():
     assert beams[0].logprob > g.logprob
     assert len(beams) == 3 and beams[0].score >= beams[1].score >= beams[2].score
     with pytest.raises(Exception, match="n-best"):
-        decoding.beam_search(step, lambda s, i: s, state, 1, 2, 3, max_len, beam=2, n_best=3)
+        decoding.Beam(1, 2, 3, max_len, beam=2, n_best=3)
 
 
 def test_beam_respects_max_length():
@@ -342,18 +323,11 @@ def test_beam_respects_max_length():
         logp[:, 4] = -0.01
         return logp, state
 
-    out = decoding.beam_search(
-        step,
-        lambda s, i: s.index_select(0, i),
-        torch.zeros(2, 1),
-        2,
-        2,
-        3,
-        torch.tensor([3, 6]),
-        beam=2,
-    )
+    beam = decoding.Beam(2, 2, 3, torch.tensor([3, 6]), beam=2)
+    out = decoding.decode(step, torch.zeros(2, 1), beam, lambda s, i: s.index_select(0, i))
     assert [len(o[0].ids) for o in out] == [3, 6]
-    g = decoding.greedy(step, torch.zeros(2, 1), 2, 2, 3, torch.tensor([3, 6]))
+    greedy = decoding.Greedy(2, 2, 3, torch.tensor([3, 6]))
+    g = decoding.decode(step, torch.zeros(2, 1), greedy)
     assert [len(h.ids) for h in g] == [3, 6]
 
 

@@ -161,20 +161,11 @@ class Decoder(nn.Module):
 
     @torch.inference_mode()
     def search(
-        self,
-        st: DecoderState,
-        bos: int,
-        eos: int,
-        max_len: torch.Tensor,
-        beam: int = 1,
-        alpha: float = 1.0,
-        n_best: int = 1,
-        min_steps: int = 0,
-        record: list[torch.Tensor] | None = None,
-    ) -> list[list[Any]]:
-        """n_best hypotheses per row of a started state: greedy when beam is 1 (then `record`
-        collects every step's log-probs (N, V)), else beam search; both through
-        decoding.search with `step` over the fast inference Stepper."""
+        self, st: DecoderState, strategy: Any, record: list[torch.Tensor] | None = None
+    ) -> Any:
+        """Run a decoding strategy (decoding.Greedy, decoding.Beam) from a started state
+        through decoding.search, each step over the fast inference Stepper; `record` collects
+        every step's log-probs (N, V). Returns the strategy's result."""
         from seqtool import decoding
 
         device, run = self.out_bias.device, self.stepper().step
@@ -186,13 +177,7 @@ class Decoder(nn.Module):
                 record.append(logp)
             return logp, state
 
-        rows = st["enc"].size(0)
-        if beam == 1:
-            hyps = decoding.greedy(step, st, rows, bos, eos, max_len, alpha, min_steps)
-            return [[h] for h in hyps]
-        return decoding.beam_search(
-            step, self.reorder, st, rows, bos, eos, max_len, beam, alpha, n_best
-        )
+        return decoding.decode(step, st, strategy, self.reorder)
 
     # -- a whole target (training, scoring) ----------------------------------------------------
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
 
-from seqtool.cli._common import status
+from seqtool.cli._common import EncodingErrors, Output, Precision, Threads, status
 from seqtool.cli._tables import check_run_options, chunks, open_table
 from seqtool.errors import SeqtoolError
 
@@ -49,21 +48,13 @@ def classify(
         str | None,
         typer.Option(help="Column/key with the text (default: the model's, usually 'text')."),
     ] = None,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
-    ] = None,
+    output: Output = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", help="Texts per forward pass.")
     ] = 256,
-    threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 1,
-    precision: Annotated[
-        str,
-        typer.Option(help="fp32 | bf16 (autocast: ~1.6x faster on CPUs with native bf16)."),
-    ] = "fp32",
-    encoding_errors: Annotated[
-        str, typer.Option(help="text input: strict | replace | ignore for non-UTF-8.")
-    ] = "strict",
+    threads: Threads = 1,
+    precision: Precision = "fp32",
+    encoding_errors: EncodingErrors = "strict",
 ) -> None:
     """Label texts with a classifier, streamed in batches (bounded memory on any input size).
 
@@ -84,7 +75,7 @@ def classify(
       seqtool classify big.csv --precision bf16 > labelled.csv
     """
     from seqtool import api, paths
-    from seqtool.data.atomic import AtomicFile
+    from seqtool.data.atomic import open_output
     from seqtool.training import runtime
 
     if fmt not in OUT_FORMATS:
@@ -100,20 +91,10 @@ def classify(
     runtime.set_threads(threads)
     clf = api.load(model or str(paths.default_model("classifier")), "classifier", "classify")
     col = text_column or clf.text_column
-    sink = AtomicFile(output, newline="") if output else None
-    out = sink.stream if sink else sys.stdout
     device = next(clf.parameters()).device
-    try:
-        with runtime.autocast(device, precision):
-            _classify_stream(
-                clf, input, input_format, out_fmt, col, batch_size, encoding_errors, out
-            )
-    except BaseException:
-        if sink:
-            sink.discard()
-        raise
-    if sink:
-        sink.commit()
+    with open_output(output, newline="") as out, runtime.autocast(device, precision):
+        _classify_stream(clf, input, input_format, out_fmt, col, batch_size, encoding_errors, out)
+    if output:
         status(f"wrote {output}")
 
 

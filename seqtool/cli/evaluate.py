@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import err_console, write
+from seqtool.cli._common import EncodingErrors, Threads, err_console, write
 
 
 def eval_command(
@@ -18,10 +18,8 @@ def eval_command(
     fmt: Annotated[
         str, typer.Option("--format", help="table (stderr) | json (one object on stdout).")
     ] = "table",
-    threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 0,
-    encoding_errors: Annotated[
-        str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
-    ] = "strict",
+    threads: Threads = 0,
+    encoding_errors: EncodingErrors = "strict",
     text_column: Annotated[
         str | None, typer.Option(help="classifier: text column (default: as trained).")
     ] = None,

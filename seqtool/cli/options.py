@@ -4,7 +4,7 @@ as a field with help text in its metadata (config.opt), and becomes a Typer opti
 A task's command offers, in this order: the fields of its `options_class` (data and setup),
 the option fields of its `config_class` (model hyperparameters), -o/--output, the TrainConfig
 fields (plus the task's `train_options`), --resume and --save-dtype, then the BackboneConfig
-fields named in its `backbone_options`, with that task's defaults. The command's help is the
+fields (but its `backbone_fixed`), with the task's `backbone_defaults`. The command's help is the
 `options_class` docstring.
 """
 
@@ -68,7 +68,7 @@ def _fields(cls: type, names: typing.Iterable[str] | None = None, cli_only: bool
         if cli_only and names is None and not f.metadata.get("cli", True):
             continue
         if isinstance(hints[f.name], type) and dataclasses.is_dataclass(hints[f.name]):
-            continue  # a nested config (the backbone) is offered through backbone_options
+            continue  # a nested config (the backbone) is offered on its own
         default = f.default
         if default is MISSING and f.default_factory is not MISSING:
             default = f.default_factory()
@@ -110,10 +110,9 @@ def train_command(task_cls: Any) -> Any:
     for name in ("resume", "save_dtype"):
         tp, default, decl = _RUN[name]
         params.append(_plain(name, tp, default, decl))
-    bb = task_cls.backbone_options
-    found = {name: (tp, meta) for name, tp, meta, _ in _fields(BackboneConfig, list(bb))}
-    for name in bb:  # in the task's order
-        add("backbone", name, *found[name], bb[name])
+    for name, tp, meta, default in _fields(BackboneConfig):
+        if name not in task_cls.backbone_fixed:
+            add("backbone", name, tp, meta, task_cls.backbone_defaults.get(name, default))
     # Typer wants arguments before options in the signature it reads.
     params.sort(key=lambda p: not _is_argument(p))
 

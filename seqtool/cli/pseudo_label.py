@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 
-from seqtool.cli._common import status
+from seqtool.cli._common import Output, Precision, Threads, status
 from seqtool.cli._tables import check_run_options, chunks, open_table
 from seqtool.errors import SeqtoolError
 
@@ -33,10 +32,7 @@ def pseudo_label(
             "ensemble whose class probabilities are averaged.",
         ),
     ] = None,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Write the CSV here (atomically) instead of stdout."),
-    ] = None,
+    output: Output = None,
     min_score: Annotated[
         float, typer.Option(help="Keep units the teacher labels with at least this probability.")
     ] = 0.9,
@@ -82,8 +78,8 @@ def pseudo_label(
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", help="Units per forward pass.")
     ] = 256,
-    threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 1,
-    precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast).")] = "fp32",
+    threads: Threads = 1,
+    precision: Precision = "fp32",
 ) -> None:
     """Sentence-level training data from labelled documents, labelled by a teacher model.
 
@@ -106,7 +102,7 @@ def pseudo_label(
       seqtool pseudo-label reviews.csv --no-veto --min-score 0 -o soft.csv   # then: train classifier ... soft.csv --score-column score
     """
     from seqtool import api, paths
-    from seqtool.data.atomic import AtomicFile
+    from seqtool.data.atomic import open_output
     from seqtool.data.text import iter_lines
     from seqtool.errors import DataError
     from seqtool.recipes.pseudo_label import Ensemble, PseudoLabelStats
@@ -152,11 +148,9 @@ def pseudo_label(
             raise DataError(f"no key {key!r} in this record", name, line)
         return str(value)
 
-    sink = AtomicFile(output, newline="") if output else None
-    out = sink.stream if sink else sys.stdout
     stats = PseudoLabelStats()
     device = next(teacher.models[0].parameters()).device
-    try:
+    with open_output(output, newline="") as out:
         out.write("text,label,score\n")
         with runtime.autocast(device, precision):
             for rows in chunks(records, max(batch_size, 128)):  # documents per round
@@ -193,12 +187,6 @@ def pseudo_label(
                 out.flush()
         if stats.documents == 0:
             raise DataError("no documents (empty input)", name)
-    except BaseException:
-        if sink:
-            sink.discard()
-        raise
-    if sink:
-        sink.commit()
     total = sum(stats.kept.values())
     per = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.kept.items())) or "none"
     agree = (

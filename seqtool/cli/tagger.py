@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import stdin_is_terminal, write
+from seqtool.cli._common import EncodingErrors, Precision, Threads, stdin_is_terminal, write
 
 FORMATS = ("default", "tsv", "conllu", "jsonl")
 
@@ -41,14 +41,9 @@ def tag(
         int,
         typer.Option("--batch-size", "-b", help="Sentences tagged and written (flushed) together."),
     ] = 256,
-    threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 1,
-    precision: Annotated[
-        str,
-        typer.Option(help="fp32 | bf16 (autocast: ~1.6x faster on CPUs with native bf16)."),
-    ] = "fp32",
-    encoding_errors: Annotated[
-        str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
-    ] = "strict",
+    threads: Threads = 1,
+    precision: Precision = "fp32",
+    encoding_errors: EncodingErrors = "strict",
 ) -> None:
     """Tag words with parts of speech; output streams in input order.
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import status, write
+from seqtool.cli._common import EncodingErrors, status, write
 
 app = typer.Typer(
     help="Train character or sentencepiece (bpe, unigram) tokenizers; encode and decode lines.",
@@ -26,9 +26,7 @@ def train(
     vocab_size: Annotated[
         int, typer.Option(help="Vocabulary size (bpe/unigram; includes 256 byte pieces).")
     ] = 8000,
-    encoding_errors: Annotated[
-        str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
-    ] = "strict",
+    encoding_errors: EncodingErrors = "strict",
 ) -> None:
     """Train a tokenizer and write it to a file.
 
@@ -58,9 +56,7 @@ def encode(
     model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer file.")],
     file: Annotated[str, typer.Argument(help="Input text; - or nothing reads stdin.")] = "-",
     fmt: Annotated[str, typer.Option("--format", help="pieces | ids.")] = "pieces",
-    encoding_errors: Annotated[
-        str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
-    ] = "strict",
+    encoding_errors: EncodingErrors = "strict",
 ) -> None:
     """Encode each input line to space-separated pieces or ids (one output line per line).
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import status, stdin_is_terminal, write
+from seqtool.cli._common import EncodingErrors, Threads, status, stdin_is_terminal, write
 
 
 def translate(
@@ -34,10 +34,8 @@ def translate(
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", help="Sentences per batch.")
     ] = 32,
-    threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default).")] = 1,
-    encoding_errors: Annotated[
-        str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")
-    ] = "strict",
+    threads: Threads = 1,
+    encoding_errors: EncodingErrors = "strict",
 ) -> None:
     """Translate sentences, one per line, streaming output in input order.
 

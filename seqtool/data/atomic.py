@@ -4,8 +4,11 @@ state, tokenizers, CSV/JSONL outputs and the on-disk caches all go through here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -63,3 +66,14 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         f.discard()
         raise
     f.commit()
+
+
+@contextlib.contextmanager
+def open_output(path: str | None, newline: str | None = None) -> Iterator[IO[str]]:
+    """Text output: the file at `path`, renamed into place only if the block succeeds (nothing
+    half-written is left), or stdout when no path is given."""
+    if not path:
+        yield sys.stdout
+        return
+    with AtomicFile(path, newline=newline) as f:
+        yield f

@@ -17,13 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqtool.config import _Config, opt
+from seqtool.config import _Config, opt, tokenizer_opt, tokenizer_sample_opt
 from seqtool.errors import SeqtoolError
 from seqtool.tokenizers.base import BOS, EOS
-
-# A bpe/unigram tokenizer trained here learns from at most this many characters of the
-# training pairs (every k-th pair): sentencepiece needs ~20 bytes of memory per character.
-TOKENIZER_SAMPLE_CHARS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -51,18 +47,12 @@ class TranslatorOptions(_Config):
     dev_fraction: float = opt(
         0.0, "Hold out this tail fraction of the pairs as dev when --dev is not given."
     )
-    tokenizer: str = opt(
-        "bpe", "bpe | unigram (sentencepiece trained on the pairs) or a tokenizer file."
-    )
+    tokenizer: str = tokenizer_opt("bpe", "the pairs")
     vocab_size: int = opt(8000, "Vocabulary size (per side with --separate-vocab).")
     separate_vocab: bool = opt(
         False, "One tokenizer per side instead of a joint one.", flags=("--separate-vocab",)
     )
-    tokenizer_sample: int = opt(
-        TOKENIZER_SAMPLE_CHARS,
-        "bpe/unigram learn from at most this many characters of the pairs (every k-th pair; "
-        "bounds memory on big files); 0: all pairs.",
-    )
+    tokenizer_sample: int = tokenizer_sample_opt("pair")
     max_length: int = opt(100, "Skip training pairs longer than this many tokens.")
     encoding_errors: str = opt("strict", "strict | replace | ignore for non-UTF-8 input.")
     # The command-line form of TranslatorConfig.output_dropout, which it resolves.

@@ -11,12 +11,15 @@ from seqtool.errors import DataError, SeqtoolError
 ENCODING_ERRORS = ("strict", "replace", "ignore")
 
 
-def check_input_path(path: str | Path) -> Path:
+def check_input_path(
+    path: str | Path, what: str = "file", expected: str = "a file", error: type = SeqtoolError
+) -> Path:
+    """The path of an input that must be a readable file; a clear error otherwise."""
     p = Path(path)
     if not p.exists():
-        raise SeqtoolError(f"{p}: no such file")
+        raise error(f"{p}: no such {what}")
     if p.is_dir():
-        raise SeqtoolError(f"{p}: is a directory, expected a file")
+        raise error(f"{p}: is a directory, expected {expected}")
     return p
 
 

@@ -6,9 +6,11 @@ one file of tasks/, registered with one line in tasks/__init__.py. The class dec
 - `config_class`: its model config (a frozen dataclass; nested BackboneConfig), saved in the
   checkpoint. Fields made with `config.opt(...)` are `seqtool train TASK` options.
 - `options_class`: the data and setup options of `seqtool train TASK` (files, dev sets,
-  tokenizer...), also `opt(...)` fields. `backbone_options` names the BackboneConfig fields
-  offered as options, with this task's defaults; `train_options` the extra TrainConfig ones.
-- `prepare`: options -> (model, training batches, dev data), the only setup the trainer needs.
+  tokenizer...), also `opt(...)` fields. `backbone_defaults` gives this task's defaults for
+  the BackboneConfig options (`backbone_fixed`: those it does not offer); `train_options` the
+  extra TrainConfig ones.
+- `prepare(Setup)`: options -> (model, training batches, dev data), the only setup the
+  trainer needs.
 - `forward_loss` and `evaluate`: what the generic trainer calls; `callbacks` adds any
   trainer callbacks of its own (the translator's teacher-forcing schedule).
 - `eval_data` (a held-out file -> data for `evaluate`) and `report` (extra tables for
@@ -20,7 +22,7 @@ one file of tasks/, registered with one line in tasks/__init__.py. The class dec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
 import torch
 from torch import nn
@@ -33,12 +35,26 @@ if TYPE_CHECKING:
     from seqtool.config import TrainConfig
 
 
+class Setup(NamedTuple):
+    """What `prepare` gets: the task's `options_class` instance, the `config_class` fields
+    and BackboneConfig fields given, the training config, and the header of the interrupted
+    run when resuming."""
+
+    opts: Any
+    model: dict[str, Any]
+    backbone: dict[str, Any]
+    train_cfg: TrainConfig
+    resume_header: checkpoint.Header | None = None
+
+
 class TaskModel(nn.Module):
     task: ClassVar[str]
     config_class: ClassVar[type]
     options_class: ClassVar[type]
-    # BackboneConfig fields offered by `train TASK`, with this task's defaults
-    backbone_options: ClassVar[dict[str, Any]] = {}
+    # `train TASK` offers every BackboneConfig option but those in backbone_fixed, with the
+    # config's defaults except those in backbone_defaults
+    backbone_defaults: ClassVar[dict[str, Any]] = {}
+    backbone_fixed: ClassVar[tuple[str, ...]] = ()
     train_options: ClassVar[tuple[str, ...]] = ()  # TrainConfig fields with cli=False offered too
     eval_options: ClassVar[tuple[str, ...]] = ()  # `seqtool eval` options this task reads
     shipped_model: ClassVar[str | None] = None  # file name in checkpoints/ of its default model
@@ -57,19 +73,9 @@ class TaskModel(nn.Module):
     # -- training ----------------------------------------------------------------------------
 
     @classmethod
-    def prepare(
-        cls,
-        opts: Any,
-        model: dict[str, Any],
-        backbone: dict[str, Any],
-        train_cfg: TrainConfig,
-        resume_header: checkpoint.Header | None = None,
-    ) -> tuple[Self, Any, Any]:
+    def prepare(cls, setup: Setup) -> tuple[Self, Any, Any]:
         """Read the training data, build (or, resuming, rebuild) tokenizer and model.
-
-        opts: an `options_class`; model: given `config_class` fields; backbone: given
-        BackboneConfig fields. Returns (model, an endless resumable batch source, dev data
-        for `evaluate` or None)."""
+        Returns (model, an endless resumable batch source, dev data for `evaluate` or None)."""
         raise NotImplementedError
 
     def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:

@@ -26,7 +26,7 @@ from seqtool.errors import CheckpointError, SeqtoolError
 from seqtool.metrics import classification_metrics, confusion_table, prf_table
 from seqtool.ngrams import bag_logits, ngram_bag
 from seqtool.recipes import soft_targets, transfer
-from seqtool.tasks.base import TaskModel
+from seqtool.tasks.base import Setup, TaskModel
 from seqtool.tasks.classifier_options import SELECT, ClassifierConfig, ClassifierOptions
 
 
@@ -34,10 +34,8 @@ class Classifier(TaskModel):
     task = "classifier"
     config_class = ClassifierConfig
     options_class = ClassifierOptions
-    backbone_options = dict(
-        cell="lstm", layers=1, hidden_size=128, embedding_dim=128, dropout=0.0,
-        embedding_dropout=0.1, bidirectional=True, weight_dropout=0.0,
-    )  # fmt: skip
+    backbone_defaults = dict(layers=1, hidden_size=128, embedding_dim=128, embedding_dropout=0.1,
+                             bidirectional=True)  # fmt: skip
     option_defaults = {"max_length": 256}  # the CLI's; the config's 0 (all) reads old models
     eval_options = ("encoding_errors", "text_column", "label_column")
     shipped_model = "sentiment.safetensors"
@@ -192,18 +190,12 @@ class Classifier(TaskModel):
     # -- training setup ------------------------------------------------------------------------
 
     @classmethod
-    def prepare(
-        cls,
-        opts: ClassifierOptions,
-        model: dict[str, Any],
-        backbone: dict[str, Any],
-        train_cfg: Any,
-        resume_header: Any = None,
-    ) -> tuple[Classifier, BucketedSource, Any]:
+    def prepare(cls, setup: Setup) -> tuple[Classifier, BucketedSource, Any]:
         """Read labelled files, build (or reuse) tokenizer and model; return (model, source, dev).
 
         Tables stay on disk (Arrow, then the token row cache): memory holds a label id, a
         length and an index per row, so files of millions of rows train with bounded memory."""
+        opts, model, backbone, train_cfg, resume_header = setup
         from seqtool import checkpoint
 
         if opts.select not in SELECT:

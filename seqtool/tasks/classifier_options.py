@@ -4,16 +4,20 @@ checkpoints). `seqtool train classifier` is generated from them (cli/options.py)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from seqtool.backbone.encoder import POOLS
-from seqtool.config import BackboneConfig, _Config, opt
+from seqtool.config import (
+    BackboneConfig,
+    _Config,
+    backbone_field,
+    opt,
+    tokenizer_opt,
+    tokenizer_sample_opt,
+)
 from seqtool.errors import ConfigError
 
 SELECT = ("mean", "pooled")  # how several dev sets rank checkpoints
-# A unigram/bpe tokenizer trained here learns from at most this many characters of training
-# text (evenly spread rows): sentencepiece needs ~20 bytes of memory per character.
-TOKENIZER_SAMPLE_CHARS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -62,17 +66,9 @@ class ClassifierOptions(_Config):
         "(distillation from a teacher). Files without the column train on their labels as "
         "certain.",
     )
-    tokenizer: str = opt(
-        "unigram",
-        "unigram | bpe | char (trained on the training texts) or a tokenizer file from "
-        "`seqtool tokenize train`.",
-    )
-    vocab_size: int = opt(16000, "Vocabulary size for unigram/bpe.")
-    tokenizer_sample: int = opt(
-        TOKENIZER_SAMPLE_CHARS,
-        "unigram/bpe learn from at most this many characters of training text (every k-th "
-        "row; bounds memory on big tables); 0: all rows.",
-    )
+    tokenizer: str = tokenizer_opt("unigram", "the training texts")
+    vocab_size: int = opt(16000, "Vocabulary size for bpe/unigram.")
+    tokenizer_sample: int = tokenizer_sample_opt("row")
     max_tokens: int = opt(
         0, "Cap tokens per batch (longest x count); 0: --batch-size texts per batch."
     )
@@ -86,9 +82,7 @@ class ClassifierOptions(_Config):
 
 @dataclass(frozen=True)
 class ClassifierConfig(_Config):
-    backbone: BackboneConfig = field(
-        default_factory=lambda: BackboneConfig(vocab_size=1, bidirectional=True)
-    )
+    backbone: BackboneConfig = backbone_field(bidirectional=True)
     num_labels: int = opt(2, cli=False)
     pool: str = opt("last", "last (final forward+backward states) | max | mean (over real tokens).")
     head_dropout: float = opt(0.3, "Dropout before the output layer.")

@@ -7,7 +7,7 @@ stepping the recurrent stack one token at a time with carried state.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,14 +17,14 @@ from torch import nn
 
 from seqtool import checkpoint, decoding
 from seqtool.backbone import Encoder, Recurrent, State
-from seqtool.config import BackboneConfig, _Config, opt
+from seqtool.config import BackboneConfig, _Config, backbone_field, opt, tokenizer_opt
 from seqtool.data import lm as lmdata
 from seqtool.data.lm import EvalStream
 from seqtool.data.text import read_text
 from seqtool.errors import SeqtoolError
 from seqtool.losses import sampled_softmax, unigram_proposal
 from seqtool.metrics import language_model_metrics
-from seqtool.tasks.base import TaskModel
+from seqtool.tasks.base import Setup, TaskModel
 from seqtool.tokenizers import PieceStream, check_known
 
 
@@ -51,11 +51,7 @@ class LMOptions(_Config):
         0.05,
         "Hold out this tail fraction of the corpus as dev when --dev is not given (0: none).",
     )
-    tokenizer: str = opt(
-        "char",
-        "char | bpe | unigram (trained on the corpus) or a tokenizer file from `seqtool "
-        "tokenize train`.",
-    )
+    tokenizer: str = tokenizer_opt("char", "the corpus")
     vocab_size: int = opt(8000, "Vocabulary size for bpe/unigram.")
     encoding_errors: str = opt(
         "strict", "strict (error with byte offset) | replace | ignore for non-UTF-8 input."
@@ -65,7 +61,7 @@ class LMOptions(_Config):
 
 @dataclass(frozen=True)
 class LMConfig(_Config):
-    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(vocab_size=1))
+    backbone: BackboneConfig = backbone_field()
     head_dropout: float = opt(0.0, "Dropout before the output layer.")
     reverse: bool = opt(
         False,
@@ -90,8 +86,8 @@ class LanguageModel(TaskModel):
     task = "lm"
     config_class = LMConfig
     options_class = LMOptions
-    backbone_options = dict(cell="lstm", layers=2, hidden_size=512, embedding_dim=64,
-                            dropout=0.25, embedding_dropout=0.0, weight_dropout=0.0)  # fmt: skip
+    backbone_defaults = dict(hidden_size=512, dropout=0.25)
+    backbone_fixed = ("bidirectional",)  # a language model reads one way
     train_options = ("seq_len",)
     eval_options = ("encoding_errors",)
     shipped_model = "lm-shakespeare.safetensors"
@@ -211,16 +207,10 @@ class LanguageModel(TaskModel):
         return EvalStream(ids, len(text))
 
     @classmethod
-    def prepare(
-        cls,
-        opts: LMOptions,
-        model: dict[str, Any],
-        backbone: dict[str, Any],
-        train_cfg: Any,
-        resume_header: Any = None,
-    ) -> tuple[LanguageModel, Any, EvalStream | None]:
+    def prepare(cls, setup: Setup) -> tuple[LanguageModel, Any, EvalStream | None]:
         """Stream the corpus into a cached memory-mapped token file (any size), build tokenizer
         and model; return (model, train source, dev data)."""
+        opts, model, backbone, train_cfg, resume_header = setup
 
         def build(counts: np.ndarray, files: list[str]) -> tuple[LMConfig, Any]:
             if resume_header is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import torch
@@ -20,14 +20,14 @@ from torch import nn
 
 from seqtool import checkpoint
 from seqtool.backbone import Encoder, Recurrent
-from seqtool.config import BackboneConfig, _Config, opt
+from seqtool.config import BackboneConfig, _Config, backbone_field, opt
 from seqtool.data import tagging
 from seqtool.data.batching import BucketedSource
 from seqtool.data.conllu import Sentence, check_tag_field
 from seqtool.data.tagging import IGNORE, UNK, TagData
 from seqtool.errors import CheckpointError, ConfigError, SeqtoolError
 from seqtool.metrics import per_label, prf_table
-from seqtool.tasks.base import TaskModel
+from seqtool.tasks.base import Setup, TaskModel
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class TaggerOptions(_Config):
 
 @dataclass(frozen=True)
 class TaggerConfig(_Config):
-    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(vocab_size=2))
+    backbone: BackboneConfig = backbone_field(vocab_size=2)
     num_tags: int = opt(1, cli=False)
     tag_field: str = opt("upos", "Column to learn: upos | xpos.")  # also read by `seqtool tag`
     char_vocab_size: int = opt(5, cli=False)
@@ -78,10 +78,8 @@ class Tagger(TaskModel):
     task = "tagger"
     config_class = TaggerConfig
     options_class = TaggerOptions
-    backbone_options = dict(
-        cell="lstm", layers=2, hidden_size=200, embedding_dim=100, dropout=0.33,
-        embedding_dropout=0.33, bidirectional=True, weight_dropout=0.0,
-    )  # fmt: skip
+    backbone_defaults = dict(hidden_size=200, embedding_dim=100, dropout=0.33,
+                             embedding_dropout=0.33, bidirectional=True)  # fmt: skip
     eval_options = ("encoding_errors", "tag_field")
     shipped_model = "pos-en.safetensors"
     legacy_keys = {"word_embed.": "backbone.embedding.", "char_encoder.": "backbone.chars.",
@@ -173,8 +171,7 @@ class Tagger(TaskModel):
 
     def predict(self, sentences: Sequence[Sequence[str]], **options: Any) -> list[list[str]]:
         """Tags (strings) per word of tokenized sentences; options: predict_ids'."""
-        names = self.tags
-        return [[names[t] for t in s] for s in self.predict_ids(sentences, **options)]
+        return [[self.tags[t] for t in s] for s in self.predict_ids(sentences, **options)]
 
     def tag_stream(
         self, sentences: Iterable[Sentence], chunk_sentences: int = 256, chunk_tokens: int = 8192
@@ -225,9 +222,10 @@ class Tagger(TaskModel):
         return [prf_table("per tag", "tag", rows)]
 
     @classmethod
-    def prepare(cls, opts: TaggerOptions, model, backbone, train_cfg, resume_header=None):
+    def prepare(cls, setup: Setup) -> tuple[Tagger, Any, Any]:
         """Read CoNLL-U, build vocabularies and the model; return (model, train source, dev).
         Sentences are streamed and batched from the row cache (see data.tagging)."""
+        opts, model, backbone, train_cfg, resume_header = setup
         tag_field = model.get("tag_field", TaggerConfig.tag_field)
         check_tag_field(tag_field)
         with tagging.training_corpus(opts.files, tag_field, opts.encoding_errors) as corpus:

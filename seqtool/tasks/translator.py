@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import torch
@@ -17,22 +17,20 @@ from torch import Tensor
 from seqtool.backbone import Encoder, Recurrent
 from seqtool.backbone.attention import ATTENTIONS
 from seqtool.backbone.decoder import SCHEDULES, Decoder, DecoderState
-from seqtool.config import BackboneConfig, _Config, opt
+from seqtool.config import BackboneConfig, _Config, backbone_field, opt
 from seqtool.data import pairs
 from seqtool.data.batching import eval_batches, pad
 from seqtool.data.pairs import TranslationData, TranslatorOptions
-from seqtool.decoding import Hypothesis
+from seqtool.decoding import Beam, Greedy, Hypothesis
 from seqtool.errors import ConfigError, SeqtoolError
 from seqtool.metrics import bleu_chrf
 from seqtool.recipes.teacher_forcing import TeacherForcingSchedule
-from seqtool.tasks.base import TaskModel
+from seqtool.tasks.base import Setup, TaskModel
 
 
 @dataclass(frozen=True)
 class TranslatorConfig(_Config):
-    encoder: BackboneConfig = field(
-        default_factory=lambda: BackboneConfig(vocab_size=1, bidirectional=True)
-    )
+    encoder: BackboneConfig = backbone_field(bidirectional=True)
     attention: str = opt(
         "dot", "none (plain context-vector seq2seq) | additive (Bahdanau) | dot (Luong)."
     )
@@ -74,8 +72,8 @@ class Translator(TaskModel):
     task = "translator"
     config_class = TranslatorConfig
     options_class = TranslatorOptions
-    backbone_options = dict(cell="lstm", layers=1, hidden_size=256, embedding_dim=256, dropout=0.2,
-                            embedding_dropout=0.1, bidirectional=True, weight_dropout=0.0)  # fmt: skip
+    backbone_defaults = dict(layers=1, embedding_dim=256, dropout=0.2, embedding_dropout=0.1,
+                             bidirectional=True)  # fmt: skip
     option_defaults = {"decoder_layers": 0}  # 0: as --layers
     eval_options = ("encoding_errors", "beam")
     shipped_model = "translate-en-de.safetensors"
@@ -138,9 +136,12 @@ class Translator(TaskModel):
         x, lengths = pad(src)
         device = self.decoder.out_bias.device
         st = self.start(x.to(device), lengths.to(device))
-        ends = (self.target_tokenizer.bos_id, self.target_tokenizer.eos_id)
+        ends = (len(src), self.target_tokenizer.bos_id, self.target_tokenizer.eos_id)
         max_len = self.max_lengths(lengths, max_ratio)
-        return self.decoder.search(st, *ends, max_len, beam, alpha, n_best, min_steps, record)
+        if beam == 1:
+            hyps = self.decoder.search(st, Greedy(*ends, max_len, min_steps, alpha), record)
+            return [[h] for h in hyps]
+        return self.decoder.search(st, Beam(*ends, max_len, beam, alpha, n_best))
 
     def encode_source(self, text: str) -> list[int]:
         return self.tokenizer.encode(text) + [self.tokenizer.eos_id]
@@ -206,9 +207,9 @@ class Translator(TaskModel):
                      f"vs free-running {m['loss_free_running']:.3f} nats/token")]  # fmt: skip
 
     @classmethod
-    def prepare(cls, opts: TranslatorOptions, model: dict[str, Any], backbone: dict[str, Any],
-                train_cfg: Any, resume_header: Any = None) -> tuple[Self, Any, Any]:  # fmt: skip
+    def prepare(cls, setup: Setup) -> tuple[Self, Any, Any]:
         """Pairs (kept on disk), tokenizer(s) and model -> (model, train source, dev data)."""
+        opts, model, backbone, train_cfg, resume_header = setup
 
         def build(src_tok: Any, tgt_tok: Any) -> Self:
             enc = BackboneConfig(vocab_size=src_tok.vocab_size, **backbone)
