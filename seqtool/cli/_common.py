@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,13 @@ Threads = Annotated[int, typer.Option(help="CPU threads (0: torch's default).")]
 Precision = Annotated[
     str, typer.Option(help="fp32 | bf16 (autocast: ~1.6x faster on CPUs with native bf16).")
 ]
+
+
+def model_option(help_: str) -> Any:
+    """The -m/--model option: which checkpoint a command runs (each says its default)."""
+    return typer.Option("--model", "-m", help=help_)
+
+
 Output = Annotated[
     str | None,
     typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seqtool.cli._common import EncodingErrors, Output, Precision, Threads, status
+from seqtool.cli._common import EncodingErrors, Output, Precision, Threads, model_option, status
 from seqtool.cli._tables import check_run_options, chunks, open_table
 from seqtool.errors import SeqtoolError
 
@@ -26,12 +26,7 @@ def classify(
         ),
     ] = None,
     model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Classifier checkpoint (default: the shipped English sentiment model).",
-        ),
+        str | None, model_option("Classifier checkpoint (default: the shipped sentiment model).")
     ] = None,
     fmt: Annotated[
         str,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import err_console, write
+from seqtool.cli._common import err_console, model_option, write
 
 
 def generate(
@@ -18,11 +18,7 @@ def generate(
     ] = "",
     model: Annotated[
         str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Language-model checkpoint (default: the shipped Shakespeare model).",
-        ),
+        model_option("Language-model checkpoint (default: the shipped Shakespeare model)."),
     ] = None,
     length: Annotated[
         int, typer.Option("--length", "-n", help="Tokens (characters) to generate.")

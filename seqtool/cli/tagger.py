@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import EncodingErrors, Precision, Threads, stdin_is_terminal, write
+from seqtool.cli._common import (
+    EncodingErrors,
+    Precision,
+    Threads,
+    model_option,
+    stdin_is_terminal,
+    write,
+)
 
 FORMATS = ("default", "tsv", "conllu", "jsonl")
 
@@ -16,8 +23,7 @@ FORMATS = ("default", "tsv", "conllu", "jsonl")
 def tag(
     file: Annotated[str | None, typer.Argument(help="Input file; - or none reads stdin.")] = None,
     model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="Tagger checkpoint (default: shipped English UPOS)."),
+        str | None, model_option("Tagger checkpoint (default: shipped English UPOS).")
     ] = None,
     input_format: Annotated[
         str, typer.Option("--input-format", help="text (one sentence per line) | conllu.")

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import EncodingErrors, Threads, status, stdin_is_terminal, write
+from seqtool.cli._common import (
+    EncodingErrors,
+    Threads,
+    model_option,
+    status,
+    stdin_is_terminal,
+    write,
+)
 
 
 def translate(
@@ -16,10 +23,7 @@ def translate(
         str, typer.Argument(help="Source sentences, one per line; - or nothing reads stdin.")
     ] = "-",
     model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", "-m", help="Translator checkpoint (default: the shipped en-de model)."
-        ),
+        str | None, model_option("Translator checkpoint (default: the shipped en-de model).")
     ] = None,
     beam: Annotated[int, typer.Option(help="Beam size (1: greedy).")] = 5,
     length_penalty: Annotated[
