@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,8 @@ from seqtool.errors import SeqtoolError
 # May change on resume. A new --time-budget extends (or shortens) the run: the schedule is
 # then read against the new budget from the elapsed time so far.
 RUNTIME_OPTIONS = {"threads", "device", "log_every", "max_time", "time_budget"}
+# May grow on resume: a finished (or interrupted) --steps run is extended to the new end.
+GROWING_OPTIONS = {"steps"}
 
 
 def task_class(task: str) -> Any:
@@ -44,17 +44,31 @@ def train(
     console: Any = None,
     callbacks: list | None = None,
     backbone: dict[str, Any] | None = None,
+    restart: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Train a model of `task`. options: fields of the task's options_class (data, setup)
-    and of its config_class (model); backbone: BackboneConfig fields. Returns a summary."""
+    and of its config_class (model); backbone: BackboneConfig fields. Returns a summary.
+
+    resume: continue the run saved beside `out` (a larger train_cfg.steps extends it);
+    restart: start over although an interrupted run is saved there (without either, that
+    is refused, so no saved state is thrown away silently)."""
     from seqtool import checkpoint
     from seqtool.training import Trainer, runtime
-    from seqtool.training.trainer import run_dir
+    from seqtool.training.trainer import interrupted_run, run_dir
 
     out = Path(out)
     if out.is_dir():
         raise SeqtoolError(f"{out}: is a directory; -o takes a .safetensors file path")
+    if resume and restart:
+        raise SeqtoolError("--resume and --restart exclude each other")
+    if not resume and not restart:
+        where = interrupted_run(out)
+        if where is not None:
+            raise SeqtoolError(
+                f"{run_dir(out)}/ holds an interrupted run ({where}): add --resume to continue "
+                "it, or --restart to discard it and start over"
+            )
     task_cls = task_class(task)
     opts, model_options = split_options(task_cls, options)
     runtime.set_threads(train_cfg.threads)
@@ -69,19 +83,23 @@ def train(
         now = train_cfg.to_dict()
         # Where and how fast it runs may change on resume; what it computes may not.
         diff = sorted(k for k in saved if k not in RUNTIME_OPTIONS and saved[k] != now.get(k))
+        diff = [k for k in diff if not (k in GROWING_OPTIONS and 0 < saved[k] < now.get(k, 0))]
         if diff:
+            grow = [
+                f"--{k} may only grow, from {saved[k]}"
+                for k in diff
+                if saved[k] and k in GROWING_OPTIONS
+            ]
             raise SeqtoolError(
-                f"--resume: training options differ from the interrupted run ({', '.join(diff)})"
+                f"--resume: training options differ from the saved run ({', '.join(diff)})"
+                + "".join(f"; {g}" for g in grow)
             )
     from seqtool.tasks.base import Setup
 
     setup = Setup(opts, model_options, dict(backbone or {}), train_cfg, header)
     model, source, dev = task_cls.prepare(setup)
-    if console is not None and os.environ.get("RANK", "0") == "0":  # rank 0 speaks for all
-        resolved = {"task": task, "model": model.config.to_dict(), "train": train_cfg.to_dict()}
-        console.print(
-            f"config {json.dumps(resolved, sort_keys=True)}", highlight=False, soft_wrap=True
-        )
+    # The resolved config goes to the run's files (config.json beside resume state), not
+    # to the terminal: the trainer writes it when the run starts.
     callbacks = model.callbacks() + list(callbacks or [])
     trainer = Trainer(model, source, dev, train_cfg, out, save_dtype, callbacks, console)
     return trainer.fit(resume=resume)
@@ -103,6 +121,7 @@ def load_header(path: str | Path) -> Any:
 def evaluate(path: str | Path, data: str, threads: int = 0, **options: Any) -> dict[str, Any]:
     """Metrics of the checkpoint at `path` on a data file, with the task's own metric.
     options: the `seqtool eval` options the task reads (its `eval_options`)."""
+    from seqtool.checkpoint import article
     from seqtool.training import runtime
 
     runtime.set_threads(threads)
@@ -110,7 +129,9 @@ def evaluate(path: str | Path, data: str, threads: int = 0, **options: Any) -> d
     extra = sorted(k for k in options if k not in model.eval_options)
     if extra:
         flags = ", ".join("--" + k.replace("_", "-") for k in extra)
-        raise SeqtoolError(f"{flags}: not an option of a {model.task} model's evaluation")
+        raise SeqtoolError(
+            f"{flags}: not an option of {article(model.task)} {model.task} model's evaluation"
+        )
     return model.evaluate(model.eval_data(data, **options))
 
 

@@ -96,12 +96,17 @@ def read_header(path: str | Path) -> Header:
     return Header(p, meta["task"], meta)
 
 
+def article(word: str) -> str:
+    """The article before a task name: "an lm", "a tagger" (lm is said letter by letter)."""
+    return "an" if word[:1].lower() in "aeio" or word.lower() == "lm" else "a"
+
+
 def expect_task(header: Header, task: str | tuple[str, ...], command: str) -> None:
     tasks = (task,) if isinstance(task, str) else task
     if header.task not in tasks:
         raise CheckpointError(
-            f"{header.path} is a {header.task} checkpoint; `seqtool {command}` needs a "
-            f"{' or '.join(tasks)} checkpoint"
+            f"{header.path} is {article(header.task)} {header.task} checkpoint; "
+            f"`seqtool {command}` needs {article(tasks[0])} {' or '.join(tasks)} checkpoint"
         )
 
 

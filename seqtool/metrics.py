@@ -62,7 +62,7 @@ def language_model_metrics(total_nats: float, tokens: int, chars: float) -> dict
         "bits_per_char": nats_char / math.log(2),
         "perplexity": math.exp(nats_char),
         "nats_per_token": total_nats / tokens,
-        "tokens": float(tokens),
+        "tokens": int(tokens),  # a count: 848, not 848.0
     }
 
 

@@ -82,7 +82,7 @@ def test_truncated_checkpoint(tiny_lm, tmp_path):
 def test_wrong_task_is_named(tiny_lm):
     header = checkpoint.read_header(tiny_lm)
     with pytest.raises(
-        CheckpointError, match="is a lm checkpoint; `seqtool classify` needs a classifier"
+        CheckpointError, match="is an lm checkpoint; `seqtool classify` needs a classifier"
     ):
         checkpoint.expect_task(header, "classifier", "classify")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -64,8 +66,9 @@ def test_training_learns_the_sample(tiny_clf):
 def test_eval_table_has_per_class_and_confusion(tiny_clf):
     r = run_cli("eval", tiny_clf, SAMPLE)
     assert r.code == 0, r
-    assert r.out == ""  # tables go to stderr
-    assert "per class" in r.err and "confusion matrix" in r.err and "macro_f1" in r.err
+    # The tables are the command's result: stdout (issue 16, item 2; they were on stderr).
+    assert "per class" in r.out and "confusion matrix" in r.out and "macro_f1" in r.out
+    assert "confusion matrix" not in r.err
 
 
 def test_classify_csv_appends_label_and_score(tiny_clf, tmp_path):
@@ -192,7 +195,7 @@ def test_classify_missing_text_column(tiny_clf, tmp_path):
 
 def test_non_classifier_checkpoint_says_what_it_is(tiny_lm):
     r = run_cli("classify", "-m", tiny_lm, stdin="hello\n")
-    _one_line_error(r, "is a lm checkpoint", "classifier")
+    _one_line_error(r, "is an lm checkpoint", "classifier")  # "a lm" before issue 16, item 8
 
 
 def test_unknown_dev_label_is_not_a_crash(tiny_clf, tmp_path):
@@ -646,3 +649,58 @@ def test_score_column_errors(tmp_path):
     r = run_cli(*base, SAMPLE, "--score-column", "score")
     assert r.code == 2 and "no training file has that column" in r.err, r
     assert not out.exists()
+
+
+# -- inputs are read as what they are (issue 16, item 3) -------------------------------------
+
+REVIEWS = 'id,review\n1,"great, lovely film"\n2,a boring mess\n'
+
+
+def test_stdin_with_a_table_option_is_a_table(tiny_clf, tmp_path):
+    src = tmp_path / "reviews.csv"
+    src.write_text(REVIEWS)
+    from_file = run_cli("classify", "-m", tiny_clf, src, "--text-column", "review")
+    # before: the CSV was read as text lines and its header labelled as a text
+    piped = run_cli("classify", "-m", tiny_clf, "-", "--text-column", "review", stdin=REVIEWS)
+    assert piped.code == 0 and piped.out == from_file.out, piped
+    rows = list(csv.reader(io.StringIO(piped.out)))
+    assert rows[0] == ["id", "review", "label", "score"] and len(rows) == 3
+    labels = [r[2] for r in rows[1:]]
+    # TSV and JSONL are told from the first line
+    tsv = "id\treview\n1\tgreat, lovely film\n2\ta boring mess\n"
+    r = run_cli("classify", "-m", tiny_clf, "--text-column", "review", stdin=tsv)
+    assert r.out.splitlines()[0] == "id\treview\tlabel\tscore"
+    assert [x.split("\t")[2] for x in r.out.splitlines()[1:]] == labels
+    jsonl = '{"review": "great, lovely film"}\n{"review": "a boring mess"}\n'
+    r = run_cli("classify", "-m", tiny_clf, "--text-column", "review", stdin=jsonl)
+    assert [json.loads(x)["label"] for x in r.out.splitlines()] == labels
+    # --format csv needs a table: on stdin it makes one too
+    r = run_cli("classify", "-m", tiny_clf, "--format", "csv", stdin="text\na boring mess\n")
+    assert r.code == 0 and r.out.splitlines()[0] == "text,label,score", r
+    # without a table option stdin is text lines, as documented
+    r = run_cli("classify", "-m", tiny_clf, stdin="text\na boring mess\n")
+    assert r.code == 0 and len(r.out.splitlines()) == 2
+
+
+def test_classify_options_that_cannot_apply_are_errors(tiny_clf, tmp_path):
+    lines = tmp_path / "lines.txt"
+    lines.write_text("a boring mess\n")
+    r = run_cli("classify", "-m", tiny_clf, lines, "--text-column", "review")
+    _one_line_error(r, "--text-column", "text lines", "lines.txt", "--input-format")
+    args = ("classify", "-m", tiny_clf, "--input-format", "text", "--text-column", "review")
+    _one_line_error(run_cli(*args, stdin="x\n"), "--text-column", "--input-format text")
+    # a table read from stdin without the column names its columns and the way out
+    r = run_cli("classify", "-m", tiny_clf, "--text-column", "review", stdin="id,text\n1,x\n")
+    _one_line_error(r, "<stdin>", "'review'", "'id'", "'text'", "--input-format")
+    _one_line_error(run_cli("classify", "-m", tiny_clf, tmp_path), f"{tmp_path}: is a directory")
+    r = run_cli("classify", "-m", tiny_clf, "--encoding-errors", "bogus", stdin="x\n")
+    _one_line_error(r, "--encoding-errors", "bogus")
+
+
+def test_encoding_errors_applies_to_tables(tiny_clf, tmp_path):
+    # before: tables were read as strict UTF-8 whatever --encoding-errors said
+    src = tmp_path / "bad.csv"
+    src.write_bytes(b"text\nfine \xff film\n")
+    _one_line_error(run_cli("classify", "-m", tiny_clf, src), f"{src}:2", "UTF-8")
+    r = run_cli("classify", "-m", tiny_clf, src, "--encoding-errors", "replace")
+    assert r.code == 0 and "fine \ufffd film" in r.out, r

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,19 @@ def test_help_lists_commands_and_examples():
     assert 'seqtool generate --prompt "ROMEO:"' in r.out
     r = run_cli("train", "lm", "--help")
     assert r.code == 0 and "--resume" in r.out and "--cell" in r.out and "Examples" in r.out
+    assert "--restart" in r.out
+
+
+@pytest.mark.parametrize("task", ["lm", "classifier", "tagger", "translator"])
+def test_train_help_shows_readable_metavars(task):
+    r = run_cli("train", task, "--help")
+    assert r.code == 0
+    options = r.out[r.out.index("Options:") :]
+    # Typer's default `<str>`, `<int>`, `<list[str]>`... become FILE, MODEL, N, FLOAT, CELL.
+    assert not re.search(r"<(str|int|float|bool|list)\b", options), options
+    for shown in ("-o, --output FILE", "--steps N", "--lr FLOAT", "--cell CELL", "--dev FILE"):
+        assert shown in options
+    assert "FILE" in r.out.splitlines()[0]  # the usage line
 
 
 def test_python_dash_m_works():

@@ -1,4 +1,5 @@
-"""SIGKILL at random moments: the last checkpoint always loads and --resume always finishes."""
+"""SIGKILL at random moments: the last checkpoint always loads, a plain rerun refuses to
+throw the state away, and --resume always finishes."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ ARGS = [
 
 def test_sigkill_then_resume_reaches_the_same_final_step(tmp_path):
     rng = random.Random(1234)
+    refused = False
     for attempt in range(3):
         out = tmp_path / f"m{attempt}.safetensors"
         run = tmp_path / f"m{attempt}.run"
@@ -65,6 +67,13 @@ def test_sigkill_then_resume_reaches_the_same_final_step(tmp_path):
         assert 0 < state["step"] <= STEPS
         if out.exists():
             api.load(out)
+        if not state["finished"] and not refused:  # killed mid-run: a plain rerun must not
+            refused = True  # drop its state (checked once: each check starts a process)
+            r = subprocess.run(
+                [sys.executable, *ARGS, "-o", str(out)], capture_output=True, text=True, timeout=300
+            )
+            assert r.returncode == 2 and "--resume" in r.stderr, r.stderr[-2000:]
+            assert torch.load(run / "resume.pt", weights_only=True)["step"] == state["step"]
         r = subprocess.run(
             [sys.executable, *ARGS, "-o", str(out), "--resume"],
             capture_output=True,

@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from seqtool import checkpoint, tokenizers
@@ -124,10 +124,18 @@ def toks():
     return [tokenizers.train(sample, "char"), tokenizers.train(sample, "bpe", 300)]
 
 
-@settings(max_examples=100, deadline=None)
+# derandomize: the same cases every run (CI cannot fail by chance); the examples always run.
+@settings(
+    max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(s=st.text())
+@example(s="a\u2581b")
+@example(s="\u2581\u2581 \u2581 x  \u2581")
+@example(s="  \t runs  of  spaces\t ")
 def test_tokenizers_encode_any_text(toks, s):
     for tok in toks:
         ids = tok.encode(s)
         assert all(0 <= i < tok.vocab_size for i in ids)
-        tok.decode(ids)
+        text = tok.decode(ids)
+        if tok.kind == "spm":  # exact for any text (a char vocabulary has <unk>)
+            assert text == s

@@ -3,6 +3,7 @@ small enough to do by hand, parameter counts, and the three commands on tiny che
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -262,8 +263,8 @@ def test_trace_reads_stdin_and_selects_layers(lms):
     assert {x["layer"] for x in rows} == {1}
     assert [sum(x["text"] == i for x in rows) for i in (0, 1)] == [3, 7]
     table = _invoke("inspect", "trace", "the cat", "-m", lms["gru"], "--units")
-    assert table.stdout == ""  # tables go to stderr
-    assert "update gate" in table.stderr and "reset gate" in table.stderr
+    assert "update gate" in table.stdout and "reset gate" in table.stdout  # the result: stdout
+    assert "gate" not in table.stderr and "lesson cells match" in table.stderr  # status only
 
 
 def test_trace_errors_are_one_line_exit_2(lms):
@@ -288,8 +289,8 @@ def test_gradients_cli_fresh_cells_jsonl():
         if x["clip"]:
             assert max(x["norms"]) <= 0.5 + 1e-9
     table = _invoke("inspect", "gradients", "--cells", "rnn", "--length", "20", "--hidden", "4")
-    assert table.stdout == "" and "effective memory" in table.stderr
-    assert "distance from the last step" in table.stderr  # the terminal chart
+    assert table.stderr == "" and "effective memory" in table.stdout
+    assert "distance from the last step" in table.stdout  # the terminal chart
 
 
 def test_gradients_cli_on_a_checkpoint(lms):
@@ -321,6 +322,29 @@ def test_gradients_plot(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     r = run_cli(*args)
     assert r.code == 2 and "pip install 'seqtool[plot]'" in r.err and not png.exists()
+    assert r.out == ""  # refused before the computation, whose table would be here
+
+
+def test_chart_and_plot_axes_read_as_numbers():
+    from seqtool.inspect.render import log_ticks, terminal_chart
+
+    for length in (3, 10, 100):
+        curves = fresh_gradients(["rnn", "gru"], length=length, hidden=4, input_size=4, batch=2,
+                                 repeats=1)  # fmt: skip
+        lines = terminal_chart(curves).plain.splitlines()
+        labels = [line.split("│")[0] for line in lines if "│" in line]
+        values = [float(x) for x in labels]  # 1.0e+00, 3.2e-02: numbers, never 1e-0.2
+        assert values == sorted(values, reverse=True) and len(set(values)) == len(values)
+        axis = lines[len(labels) + 1]  # under the └── line: 0, then the last distance
+        assert axis.split()[:1] == ["0"] and axis.split()[-1] == str(length - 1)
+        assert "distance from the last step" in "\n".join(lines)
+        assert "0distance" not in "".join(lines)
+    # The plot's y ticks: whole decades from 10^0 down, at most 9 labels, covering the data.
+    assert log_ticks([1.0, 0.5, 1e-3]) == [0, -1, -2, -3]
+    assert log_ticks([1.0, 0.9]) == [0, -1]
+    ticks = log_ticks([1.0, 1e-35, 1e-3])
+    assert ticks[0] == 0 and ticks[-1] <= -35 and len(ticks) <= 9
+    assert len({a - b for a, b in itertools.pairwise(ticks)}) == 1
 
 
 def test_params_cli_config_and_checkpoint(lms):
@@ -343,7 +367,8 @@ def test_params_cli_config_and_checkpoint(lms):
     assert rows["head"] == 7 * V + V
     assert rows["backbone.rnn layer 1 forward"] == 4 * (7 * (7 + 7) + 2 * 7)
     table = _invoke("inspect", "params", "--cell", "gru", "--bidirectional", "--vocab", "50")
-    assert "embedding" in table.stderr and "backward" in table.stderr and table.stdout == ""
+    assert "embedding" in table.stdout and "backward" in table.stdout and table.stderr == ""
+    assert "formula per layer and direction" in table.stdout
 
 
 # -- the other tasks' encoders -----------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -84,8 +85,10 @@ def test_eval_json_and_table(tiny_lm):
     m = json.loads(r.out)
     assert {"nats_per_char", "bits_per_char", "perplexity"} <= set(m)
     assert m["bits_per_char"] == pytest.approx(m["nats_per_char"] / 0.6931471805599453)
+    assert isinstance(m["tokens"], int)  # a count, not 848.0
     t = run_cli("eval", tiny_lm, SAMPLE)
-    assert t.code == 0 and t.out == "" and "nats_per_char" in t.err
+    assert t.code == 0 and t.err == "" and "nats_per_char" in t.out  # the table is the result
+    assert re.search(rf"tokens +│ +{m['tokens']} +│", t.out)  # not {tokens}.0000
 
 
 def test_train_gru_from_stdin_with_dev_file(tmp_path):

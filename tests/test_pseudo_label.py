@@ -223,3 +223,34 @@ def test_cli_bad_input(tiny_clf, tiny_lm, reviews, tmp_path):
     _one_line_error(run_cli("pseudo-label", reviews, "-m", tiny_lm), "lm checkpoint")
     _one_line_error(run_cli("pseudo-label", reviews, "-m", tiny_clf, "--min-score", "2"), "[0, 1]")
     _one_line_error(run_cli("pseudo-label", "-m", tiny_clf, stdin=""), "no documents")
+
+
+# -- inputs are read as what they are (issue 16, item 3) -------------------------------------
+
+
+def test_stdin_with_a_table_option_is_a_table(tiny_clf, reviews):
+    from_file = run_cli("pseudo-label", reviews, "-m", tiny_clf, "--min-score", "0")
+    args = ("pseudo-label", "-m", tiny_clf, "--min-score", "0")
+    piped = run_cli(*args, "--label-column", "label", stdin=reviews.read_text())
+    assert piped.code == 0 and piped.out == from_file.out, piped
+    assert "3 documents" in piped.err and "agreed" in piped.err
+    # --text-column alone makes stdin a table too (its label column is then found by name)
+    piped = run_cli(*args, "--text-column", "text", stdin=reviews.read_text())
+    assert piped.out == from_file.out
+
+
+def test_options_that_cannot_apply_are_errors(tiny_clf, reviews, tmp_path):
+    args = ("pseudo-label", "-m", tiny_clf)
+    r = run_cli(*args, "--input-format", "text", "--label-column", "label", stdin="a b c d\n")
+    _one_line_error(r, "--label-column", "text lines")
+    lines = tmp_path / "docs.txt"
+    lines.write_text("a fine film with a warm heart\n")
+    _one_line_error(run_cli(*args, lines, "--text-column", "review"), "--text-column", "docs.txt")
+    # --veto/--no-veto compares with the documents' labels: none in text lines or this table
+    _one_line_error(run_cli(*args, "--no-veto", stdin="a fine film indeed\n"), "--no-veto")
+    unlabelled = tmp_path / "u.csv"
+    unlabelled.write_text("id,text\n1,a fine film with a warm heart\n")
+    _one_line_error(run_cli(*args, unlabelled, "--veto"), "--veto", "'id'", "--label-column")
+    assert run_cli(*args, unlabelled, "--min-score", "0").code == 0  # no labels: fine
+    assert run_cli(*args, reviews, "--no-veto", "--min-score", "0").code == 0
+    _one_line_error(run_cli(*args, tmp_path), f"{tmp_path}: is a directory")

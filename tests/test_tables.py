@@ -380,3 +380,11 @@ def test_tagger_batches_from_the_cache_equal_encoding_words(tmp_path, monkeypatc
         for k in want:
             assert torch.equal(batch[k], want[k]), k
     assert len(list((tmp_path / "cache" / "rows").glob("*.ids"))) == 4
+
+
+def test_sniff_format_of_a_nameless_table():
+    assert tabular.sniff_format(b'{"text": "a, b\\tc"}\n') == "jsonl"
+    assert tabular.sniff_format(b"\xef\xbb\xbf  {}\n") == "jsonl"  # a BOM and spaces first
+    assert tabular.sniff_format(b"id\ttext, with a comma\n") == "tsv"
+    assert tabular.sniff_format(b"id,text\n") == "csv"
+    assert tabular.sniff_format(b"") == "csv"  # empty: the CSV reader names the problem

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from typer.testing import CliRunner
 
 from seqtool.cli import app
@@ -392,3 +393,41 @@ def test_inspect_trace_reproduces_the_tagger_encoder(model, model_path):
     assert torch.allclose(seq.outputs, fused, atol=1e-5)
     r = invoke(["inspect", "trace", "The old man", "--model", str(model_path), "--format", "jsonl"])
     assert r.exit_code == 0, r.output
+
+
+# -- inputs are read as what they are (issue 16, item 3) -------------------------------------
+
+
+def _one_line_error(r, *needles: str) -> None:
+    assert r.code == 2 and r.out == "", r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqtool: error:"), r.err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_a_conllu_file_is_read_as_conllu_by_its_extension(model_path):
+    explicit = run_cli("tag", "-m", model_path, "--input-format", "conllu", SAMPLE)
+    by_name = run_cli("tag", "-m", model_path, SAMPLE)  # tagged comment lines as words before
+    assert by_name.code == 0 and by_name.out == explicit.out, by_name
+    assert "#/" not in by_name.out and "sent_id" not in by_name.out
+    assert len(by_name.out.splitlines()) == len(list(read_conllu_file(str(SAMPLE))))
+    conllu = run_cli("tag", "-m", model_path, SAMPLE, "--format", "conllu")
+    assert conllu.out.count("# sent_id") == SAMPLE.read_text().count("# sent_id")
+    # stdin has no extension: text, unless --input-format says CoNLL-U
+    piped = run_cli("tag", "-m", model_path, "--input-format", "conllu", stdin=SAMPLE.read_text())
+    assert piped.out == explicit.out
+    # an explicit --input-format wins over the extension
+    as_text = run_cli("tag", "-m", model_path, "--input-format", "text", SAMPLE)
+    assert as_text.code == 0 and as_text.out.startswith("#/")
+
+
+def test_tag_options_that_cannot_apply_and_directories_are_errors(model_path, tmp_path):
+    _one_line_error(run_cli("tag", "-m", model_path, "--tokenize", SAMPLE), "--tokenize", ".conllu")
+    args = ("tag", "-m", model_path, "--tokenize", "--input-format", "conllu")
+    _one_line_error(run_cli(*args, stdin="1\tA\t_\t_\t_\t_\t_\t_\t_\t_\n"), "--tokenize")
+    _one_line_error(run_cli("tag", "-m", model_path, tmp_path), f"{tmp_path}: is a directory")
+    _one_line_error(run_cli("tag", "-m", model_path, tmp_path / "no.txt"), "no such file")
+    _one_line_error(run_cli("tag", "-m", model_path, "--input-format", "xml", SAMPLE), "conllu")
+    r = run_cli("tag", "-m", model_path, "--encoding-errors", "bogus", stdin="a\n")
+    _one_line_error(r, "--encoding-errors", "bogus")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -182,3 +186,110 @@ def test_resume_may_extend_the_time_budget(tmp_path):
     longer = _cfg(steps=0, time_budget=0.03, warmup=0, eval_every=0)
     second = _train(out, longer, resume=True)
     assert second["steps"] > first["steps"] and second["elapsed_s"] >= 0.03 * 60
+
+
+# -- nothing lost: an interrupted run is resumed or explicitly restarted --------------------
+
+
+def test_new_run_into_an_interrupted_run_is_refused(tmp_path):
+    from seqtool.errors import SeqtoolError
+
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(Interrupted):
+        _train(out, _cfg(), callbacks=[InterruptAt(5)])
+    state = tmp_path / "m.run" / "resume.pt"
+    saved = state.read_bytes()
+    with pytest.raises(
+        SeqtoolError, match=r"interrupted run \(step 5 of 40\).*--resume.*--restart"
+    ):
+        _train(out, _cfg())
+    assert state.read_bytes() == saved
+    with pytest.raises(SeqtoolError, match="exclude each other"):
+        _train(out, _cfg(), resume=True, restart=True)
+    summary = _train(out, _cfg(steps=10), restart=True)  # starts over: a fresh log
+    assert summary["steps"] == 10 and len(_log(out)[0]) == 10
+    assert torch.load(state, weights_only=True)["finished"]
+
+
+def test_finished_run_is_replaced_by_a_new_run(tmp_path):
+    out = tmp_path / "m.safetensors"
+    _train(out, _cfg(steps=10, seed=4))
+    first = _log(out)
+    assert _train(out, _cfg(steps=10, seed=4))["steps"] == 10  # no flag needed
+    assert _log(out) == first  # a fresh run, not appended to the old one
+
+
+def test_killed_run_counts_as_interrupted(tmp_path):
+    from seqtool.training.trainer import interrupted_run
+
+    out = tmp_path / "m.safetensors"
+    _train(out, _cfg(steps=10))
+    state = tmp_path / "m.run" / "resume.pt"
+    assert interrupted_run(out) is None
+    # What a kill between two saves leaves: the last periodic save, not marked finished.
+    s = torch.load(state, weights_only=True)
+    torch.save({**s, "step": 7, "finished": False}, state)
+    assert interrupted_run(out) == "step 7 of 10"
+    # State saved before the flag existed: finished when it reached its --steps.
+    torch.save({k: v for k, v in s.items() if k != "finished"}, state)
+    assert interrupted_run(out) is None
+    state.write_bytes(b"not a resume state")
+    assert "unreadable" in interrupted_run(out)
+
+
+def test_finished_steps_run_is_extended_with_resume(tmp_path):
+    from seqtool.errors import SeqtoolError
+
+    out = tmp_path / "m.safetensors"
+    _train(out, _cfg(steps=20))
+    summary = _train(out, _cfg(steps=30), resume=True)
+    assert summary["steps"] == 30 and summary["stopped"] == "completed"
+    rows = [json.loads(x) for x in (tmp_path / "m.run" / "metrics.jsonl").open()]
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 31))
+    with pytest.raises(SeqtoolError, match="may only grow, from 30"):
+        _train(out, _cfg(steps=25), resume=True)
+    with pytest.raises(SeqtoolError, match=r"differ .*\(lr\)"):  # what it computes may not
+        _train(out, _cfg(steps=40, lr=0.5), resume=True)
+
+
+# -- progress without a terminal ------------------------------------------------------------
+
+
+def _train_cli(tmp_path, *extra: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`seqtool train lm` through the real entry point, stderr piped (not a terminal)."""
+    args = [sys.executable, "-m", "seqtool", "train", "lm", str(SAMPLE)]
+    args += ["-o", str(tmp_path / "m.safetensors"), "--hidden", "8", "--embedding-dim", "8"]
+    args += ["--layers", "1", "--threads", "1", "--batch-size", "4", "--seq-len", "16", *extra]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    p = _train_cli(
+        tmp_path,
+        *("--steps", "12", "--log-every", "5", "--eval-every", "3"),
+        env={**os.environ, "SEQTOOL_PROGRESS_SECONDS": "0"},  # every step, not every 10 s
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    plain = [x for x in lines if re.match(r"step \d+/12  (?!dev)", x)]
+    assert [int(x.split()[1].split("/")[0]) for x in plain] == list(range(1, 13))
+    for line in plain[:4]:  # before the first logged loss: no loss, no rate, never "0 tok/s"
+        assert "loss" not in line and "tok/s" not in line and "elapsed" in line
+    for line in plain[4:]:
+        assert re.search(r"loss \d+\.\d{3}  [\d,]+ tok/s  elapsed \d+:\d\d  ETA \d+:\d\d", line)
+    assert not re.search(r"(?<![\d,])0 tok/s", p.stderr)  # the step-3 dev line has no rate yet
+    # The resolved config is in the run's files, not a wrapped JSON line on stderr.
+    assert not any(x.startswith("config ") for x in lines)
+    assert "config in" in lines[0]
+    config = json.loads((tmp_path / "m.run" / "config.json").read_text())
+    assert config["task"] == "lm" and config["train"]["steps"] == 12
+    assert config["model"]["backbone"]["hidden_size"] == 8
+
+
+def test_plain_progress_is_every_few_seconds_by_default(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SEQTOOL_PROGRESS_SECONDS"}
+    p = _train_cli(tmp_path, "--steps", "12", "--eval-every", "6", env=env)
+    assert p.returncode == 0, p.stderr
+    # A run of well under 10 s: the start line, two dev lines and the summary.
+    assert not [x for x in p.stderr.splitlines() if re.match(r"step \d+/12  (?!dev)", x)]
+    assert len([x for x in p.stderr.splitlines() if re.match(r"step \d+/12  dev", x)]) == 2

@@ -407,7 +407,8 @@ def test_eval_bleu_chrf_json(tiny_translator):
     assert {"bleu", "chrf", "loss_teacher_forced", "loss_free_running"} <= set(m)
     assert m["beam"] == 3 and m["sentences"] == len(PAIRS)
     t = run_cli("eval", tiny_translator, SAMPLE, "--beam", "1")
-    assert t.code == 0 and t.out == "" and "BLEU" in t.err and "free-running" in t.err
+    # The table and the summary line are the result: stdout (issue 16, item 2; was stderr).
+    assert t.code == 0 and "BLEU" in t.out and "free-running" in t.out
 
 
 def test_checkpoint_round_trip(tiny_translator, tmp_path):
@@ -536,3 +537,31 @@ def test_shipped_model_is_the_default():
     assert "Hund" in out[0] and "Schnee" in out[0]
     header = checkpoint.read_header(ROOT / "checkpoints" / "translate-en-de.safetensors")
     assert header.task == "translator" and header.metadata["storage_dtype"] == "fp16"
+
+
+# -- inputs are read as what they are (issue 16, item 3) -------------------------------------
+
+
+def test_a_tsv_file_is_translated_by_its_source_column(tiny_translator, tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("A dog .\tEin Hund .\nTwo men .\tZwei Männer .\n")
+    src = tmp_path / "src.txt"
+    src.write_text("A dog .\nTwo men .\n")
+    args = ("translate", "-m", tiny_translator, "--beam", "2", "--format", "jsonl")
+    by_name, plain = run_cli(*args, pairs), run_cli(*args, src)
+    assert by_name.code == 0 and by_name.out == plain.out, by_name
+    assert [json.loads(x)["source"] for x in by_name.out.splitlines()] == ["A dog .", "Two men ."]
+    piped = run_cli(*args, "--input-format", "tsv", stdin=pairs.read_text())
+    assert piped.out == plain.out
+    whole = run_cli(*args, "--input-format", "text", pairs)  # explicit: whole lines
+    assert json.loads(whole.out.splitlines()[0])["source"] == "A dog .\tEin Hund ."
+
+
+def test_translate_bad_options_and_directories(tiny_translator, tmp_path):
+    for extra, needle in (
+        ([str(tmp_path)], f"{tmp_path}: is a directory"),
+        (["--input-format", "csv"], "--input-format"),
+        (["--encoding-errors", "bogus"], "--encoding-errors"),
+    ):
+        r = run_cli("translate", "-m", tiny_translator, *extra, stdin="A dog .\n")
+        assert r.code == 2 and r.out == "" and r.err.count("\n") == 1 and needle in r.err, r

@@ -150,7 +150,12 @@ def __getattr__(name: str):
 
 
 def main() -> None:
-    """Entry point: user errors are one line on stderr and exit 2, never a traceback."""
+    """Entry point: usage errors show click's usage message and exit 2; user errors are one
+    line on stderr and exit 2; bugs exit 1; interrupts 130. Never a traceback.
+
+    Bare `seqtool` (or `seqtool train`, ...) prints the help on stderr and exits 2: that is
+    what click >= 8.2 does for no_args_is_help (and Typer's bundled click); under an older
+    click it prints the help on stdout and exits 0."""
     try:
         # A run needs only its own command; shell completion only the one being typed.
         args = sys.argv[1:]
@@ -173,12 +178,14 @@ def main() -> None:
         _quiet_stdout_flush()
         print("seqtool: interrupted", file=sys.stderr)
         sys.exit(130)
-    except _click_exceptions() as e:
+    except _click_exceptions() as e:  # evaluated only when something was raised
         _quiet_stdout_flush()
         e.show()
         sys.exit(e.exit_code)
-    except _click_abort():
-        print("seqtool: aborted", file=sys.stderr)
+    except _click_aborts() as e:  # older clicks turn Ctrl-C into Abort
+        _quiet_stdout_flush()
+        ctrl_c = isinstance(e.__context__, KeyboardInterrupt)
+        print(f"seqtool: {'interrupted' if ctrl_c else 'aborted'}", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # a bug, not a user mistake: one line, exit 1
         if os.environ.get("SEQTOOL_DEBUG"):
@@ -188,19 +195,44 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(1)
+    if rv == 130:  # recent Typers turn Ctrl-C into exit 130 themselves: say so all the same
+        print("seqtool: interrupted", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def _click_exceptions():
-    import click
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """click's ClickException wherever this Typer keeps click. Recent Typers (0.29) bundle
+    their own copy (typer._click) and need not install click at all; older ones use the click
+    package. Found three ways, so no release's layout is relied on alone: through the public
+    typer.BadParameter (a ClickException of whichever click Typer uses), the bundled module,
+    and the click package when it is installed."""
+    found = [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
+    try:
+        from typer._click.exceptions import ClickException as Bundled  # type: ignore
 
-    return click.exceptions.ClickException
+        found.append(Bundled)
+    except ImportError:
+        pass
+    try:
+        from click.exceptions import ClickException
+
+        found.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(dict.fromkeys(found))
 
 
-def _click_abort():
-    import click
+def _click_aborts() -> tuple[type[BaseException], ...]:
+    """Abort: Typer's own class in recent releases, click's in older ones (typer.Abort is
+    whichever the installed Typer raises); click's too when click is installed."""
+    found: list[type[BaseException]] = [typer.Abort]
+    try:
+        from click.exceptions import Abort
 
-    return click.exceptions.Abort
+        found.append(Abort)
+    except ImportError:
+        pass
+    return tuple(dict.fromkeys(found))
 
 
 def _quiet_stdout_flush() -> None:

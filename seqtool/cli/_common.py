@@ -11,23 +11,43 @@ from typing import Annotated, Any
 
 import typer
 
-# Options several commands share, declared once (each command sets its own default).
-Threads = Annotated[int, typer.Option(help="CPU threads (0: torch's default).")]
+from seqtool.data.text import ENCODING_ERRORS
+from seqtool.errors import SeqtoolError
+
+# Options several commands share, declared once (each command sets its own default). A
+# metavar on each: Typer would otherwise show the Python type (`<int>`, `<str>`) in --help.
+Threads = Annotated[int, typer.Option(metavar="N", help="CPU threads (0: torch's default).")]
 Precision = Annotated[
-    str, typer.Option(help="fp32 | bf16 (autocast: ~1.6x faster on CPUs with native bf16).")
+    str,
+    typer.Option(
+        metavar="fp32|bf16", help="bf16 runs under autocast: ~1.6x faster on CPUs with native bf16."
+    ),
 ]
 
 
 def model_option(help_: str) -> Any:
     """The -m/--model option: which checkpoint a command runs (each says its default)."""
-    return typer.Option("--model", "-m", help=help_)
+    return typer.Option("--model", "-m", metavar="MODEL", help=help_)
+
+
+def input_argument(help_: str) -> Any:
+    """The input file argument of a command that reads a file or stdin."""
+    return typer.Argument(metavar="FILE", help=help_, show_default=False)
 
 
 Output = Annotated[
     str | None,
-    typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write to this file (atomically) instead of stdout.",
+    ),
 ]
-EncodingErrors = Annotated[str, typer.Option(help="strict | replace | ignore for non-UTF-8 input.")]
+EncodingErrors = Annotated[
+    str,
+    typer.Option(metavar="MODE", help="strict | replace | ignore: bytes that are not UTF-8."),
+]
 
 _console = None
 
@@ -68,3 +88,13 @@ def write(text: str, flush: bool = False) -> None:
 
 def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    """A usage error naming the option when `value` is not one of `choices`."""
+    if value not in choices:
+        raise SeqtoolError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def check_encoding_errors(value: str) -> None:
+    check_choice("--encoding-errors", value, ENCODING_ERRORS)

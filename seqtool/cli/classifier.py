@@ -7,13 +7,25 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from seqtool.cli._common import EncodingErrors, Output, Precision, Threads, model_option, status
-from seqtool.cli._tables import check_run_options, chunks, open_table
+from seqtool.cli._common import (
+    EncodingErrors,
+    Output,
+    Precision,
+    Threads,
+    check_encoding_errors,
+    input_argument,
+    model_option,
+    status,
+)
+from seqtool.cli._tables import check_run_options, open_records, open_table
 from seqtool.errors import SeqtoolError
+
+if TYPE_CHECKING:
+    from seqtool.data.stream import Lines
 
 OUT_FORMATS = ("auto", "text", "csv", "tsv", "jsonl")
 
@@ -21,8 +33,9 @@ OUT_FORMATS = ("auto", "text", "csv", "tsv", "jsonl")
 def classify(
     input: Annotated[
         str | None,
-        typer.Argument(
-            help="Text lines, or a CSV/TSV/JSONL file (by extension); - or none reads stdin."
+        input_argument(
+            "Text lines, or a CSV/TSV/JSONL file (by extension); - or none reads stdin (a "
+            "table when --text-column or --format csv|tsv is given)."
         ),
     ] = None,
     model: Annotated[
@@ -32,20 +45,35 @@ def classify(
         str,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="auto (as the input: text lines get label<TAB>score) | text | csv | tsv | "
             "jsonl (all class probabilities).",
         ),
     ] = "auto",
     input_format: Annotated[
-        str, typer.Option(help="auto (by extension; stdin: text) | text | csv | tsv | jsonl.")
+        str,
+        typer.Option(
+            metavar="FORMAT",
+            help="auto (by extension; stdin: text, or with a table option CSV/TSV/JSONL as its "
+            "first line says) | text | csv | tsv | jsonl.",
+        ),
     ] = "auto",
     text_column: Annotated[
         str | None,
-        typer.Option(help="Column/key with the text (default: the model's, usually 'text')."),
+        typer.Option(
+            metavar="NAME",
+            help="Column/key with the text (default: the model's, usually 'text'); tables only.",
+        ),
     ] = None,
     output: Output = None,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", help="Texts per forward pass.")
+        int,
+        typer.Option(
+            "--batch-size",
+            "-b",
+            metavar="N",
+            help="Texts per forward pass (a live feed is answered as soon as it pauses).",
+        ),
     ] = 256,
     threads: Threads = 1,
     precision: Precision = "fp32",
@@ -63,6 +91,8 @@ def classify(
 
       cat lines.txt | seqtool classify
 
+      cat reviews.csv | seqtool classify --text-column review   # a table option: stdin is a table
+
       seqtool classify reviews.csv --format jsonl | jq .label
 
       seqtool classify -m sent.safetensors tweets.tsv --text-column tweet -o out.tsv
@@ -75,7 +105,15 @@ def classify(
 
     if fmt not in OUT_FORMATS:
         raise SeqtoolError(f"--format must be one of {', '.join(OUT_FORMATS)}, not {fmt!r}")
-    input_format = check_run_options(input, input_format, batch_size, precision)
+    check_encoding_errors(encoding_errors)
+    # Options only a table can use make stdin a table (its format sniffed from the first line).
+    table_option = None
+    if text_column is not None:
+        table_option = "--text-column"
+    elif fmt in ("csv", "tsv"):
+        table_option = f"--format {fmt}"
+    input_format = check_run_options(input, input_format, batch_size, precision, table_option)
+    lines, input_format, sniffed = open_records(input, input_format)
     out_fmt = fmt
     if out_fmt == "auto":
         out_fmt = {"text": "text", "csv": "csv", "tsv": "tsv", "jsonl": "jsonl"}[input_format]
@@ -88,22 +126,27 @@ def classify(
     col = text_column or clf.text_column
     device = next(clf.parameters()).device
     with open_output(output, newline="") as out, runtime.autocast(device, precision):
-        _classify_stream(clf, input, input_format, out_fmt, col, batch_size, encoding_errors, out)
+        _classify_stream(
+            clf, lines, input_format, out_fmt, col, batch_size, encoding_errors, out, sniffed
+        )
+    lines.close()
     if output:
         status(f"wrote {output}")
 
 
 def _classify_stream(
     clf: Any,
-    path: str | None,
+    lines: Lines,
     in_fmt: str,
     out_fmt: str,
     column: str,
     batch_size: int,
     encoding_errors: str,
     out: Any,
+    sniffed: bool = False,
 ) -> None:
-    from seqtool.data.text import iter_lines
+    from seqtool.data.stream import batched
+    from seqtool.data.text import decode_lines
     from seqtool.errors import DataError
 
     labels = clf.labels
@@ -111,12 +154,14 @@ def _classify_stream(
     header: list[str] | None = None
     label_key, score_key = "label", "score"
     if in_fmt == "text":
-        records: Iterator[tuple[int, Any]] = enumerate(iter_lines(path, encoding_errors), 1)
+        records: Iterator[tuple[int, Any]] = enumerate(
+            decode_lines(lines, lines.name, encoding_errors), 1
+        )
 
         def text_of(rec: Any, line: int) -> str:
             return rec
     else:
-        table, name, keys = open_table(path, in_fmt, column)
+        table, name, keys = open_table(lines, in_fmt, column, encoding_errors, sniffed)
         if table is None:
             return
         records = table
@@ -136,7 +181,9 @@ def _classify_stream(
 
     writer = _writer(out_fmt, in_fmt, header, label_key, score_key, labels)
     wrote_header = False
-    for rows in chunks(records, chunk):
+
+    def process(rows: list[tuple[int, Any]]) -> None:
+        nonlocal wrote_header
         texts = [text_of(rec, line) for line, rec in rows]
         preds = clf.predict(texts, batch_size)
         buf = io.StringIO()
@@ -146,7 +193,10 @@ def _classify_stream(
         for (_, rec), text, pred in zip(rows, texts, preds, strict=True):
             writer(buf, rec, text, pred)
         out.write(buf.getvalue())
-        out.flush()  # per batch, so pipelines see results as they come
+        out.flush()  # per round, so pipelines see results as they come
+
+    # Rounds of `chunk` rows; a live feed that stalls gets what it has sent so far.
+    batched(records, chunk, process, lines)
 
 
 def _writer(

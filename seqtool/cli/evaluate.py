@@ -1,35 +1,87 @@
-"""`seqtool eval MODEL DATA`: the right metric for whatever task the checkpoint holds."""
+"""`seqtool eval MODEL DATA`: the right metric for whatever task the checkpoint holds.
+
+Also `print_results`, which `seqtool inspect` shares: a command's tables are its result, so
+they go to stdout.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+import os
+from typing import Annotated, Any
 
 import typer
 
-from seqtool.cli._common import EncodingErrors, Threads, err_console, write
+from seqtool.cli._common import EncodingErrors, OutputClosed, Threads, write
+
+_UNBOUNDED = 10_000  # what a renderable that fills any width measures at most
+
+
+def _reader_gone() -> None:
+    """`seqtool eval ... | head`: the reader went away, a normal end (exit 0)."""
+    raise OutputClosed
+
+
+def print_results(*items: Any) -> None:
+    """Print a command's result on stdout: lines of text (a str is a heading, in italics on a
+    terminal; a rich Text as styled) printed whole: never wrapped, so a path in them is never
+    broken; and tables or other rich renderables.
+
+    On a terminal rich fits tables to its width. Piped or redirected, rich writes no colour
+    codes, and each table gets its natural width instead of rich's 80 columns, so nothing is
+    squeezed or cut; COLUMNS still wins when set.
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    console.on_broken_pipe = _reader_gone  # rich's own exits 1
+    natural = not console.is_terminal and "COLUMNS" not in os.environ
+    for item in items:
+        if isinstance(item, str | Text):
+            console.print(Text(item, "italic") if isinstance(item, str) else item, soft_wrap=True)
+            continue
+        if natural:
+            widest = console.measure(item, options=console.options.update_width(_UNBOUNDED))
+            # A renderable that fills whatever width it gets (a rule, an expanding table)
+            # takes what stderr's console gets when redirected.
+            console.width = widest.maximum if widest.maximum < _UNBOUNDED else 200
+        console.print(item)
 
 
 def eval_command(
-    model: Annotated[str, typer.Argument(help="A seqtool checkpoint (.safetensors).")],
+    model: Annotated[
+        str, typer.Argument(metavar="MODEL", help="A seqtool checkpoint (.safetensors).")
+    ],
     data: Annotated[
-        str, typer.Argument(help="Evaluation data in the task's format; - reads stdin.")
+        str,
+        typer.Argument(metavar="FILE", help="Evaluation data in the task's format; - reads stdin."),
     ],
     fmt: Annotated[
-        str, typer.Option("--format", help="table (stderr) | json (one object on stdout).")
+        str,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="table (for people) | json (one object, for machines); both on stdout.",
+        ),
     ] = "table",
     threads: Threads = 0,
     encoding_errors: EncodingErrors = "strict",
     text_column: Annotated[
-        str | None, typer.Option(help="classifier: text column (default: as trained).")
+        str | None,
+        typer.Option(metavar="COLUMN", help="classifier: text column (default: as trained)."),
     ] = None,
     label_column: Annotated[
-        str | None, typer.Option(help="classifier: label column (default: as trained).")
+        str | None,
+        typer.Option(metavar="COLUMN", help="classifier: label column (default: as trained)."),
     ] = None,
     tag_field: Annotated[
-        str | None, typer.Option(help="tagger: upos | xpos (default: as trained).")
+        str | None,
+        typer.Option(metavar="FIELD", help="tagger: upos | xpos (default: as trained)."),
     ] = None,
-    beam: Annotated[int | None, typer.Option(help="translator: beam size (default: 5).")] = None,
+    beam: Annotated[
+        int | None, typer.Option(metavar="N", help="translator: beam size (default: 5).")
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint on held-out data with its task's metric.
 
@@ -39,6 +91,8 @@ def eval_command(
     Examples:
 
       seqtool eval my.safetensors dev.txt
+
+      seqtool eval my.safetensors dev.txt > scores.txt
 
       seqtool eval my.safetensors dev.txt --format json | jq .bits_per_char
     """
@@ -62,13 +116,12 @@ def eval_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{model} on {data}")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():
         if isinstance(v, int | float):
             table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
-    err_console().print(table)
-    # Tasks may add their own tables (per-class scores, confusion matrix) from the metrics.
-    for renderable in api.report(model, metrics):
-        err_console().print(renderable)
+    # The paths head the table on a line of their own; tasks may add their own tables
+    # (per-class scores, confusion matrix) from the metrics.
+    print_results(f"{model} on {data}", table, *api.report(model, metrics))

@@ -1,7 +1,7 @@
 """`seqtool inspect trace | gradients | params`: the RNN/LSTM/GRU lessons, run on real models.
 
-Tables and charts go to stderr; `--format jsonl` writes every number to stdout. The work is
-done by `seqtool.inspect`, imported inside each command: importing this module loads no torch.
+Tables and charts are the result: stdout (`--format jsonl`: every number); status: stderr.
+The work is done by `seqtool.inspect`, imported inside each command: no torch on import.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from seqtool.cli._common import err_console, status, stdin_is_terminal, write
+from seqtool.cli._common import status, stdin_is_terminal, write
+from seqtool.cli.evaluate import print_results
 from seqtool.errors import SeqtoolError
 
 app = typer.Typer(
@@ -47,19 +48,20 @@ def _load(model: str | None) -> Any:
 
 @app.command("trace")
 def trace(
-    text: Annotated[str | None, typer.Argument(
+    text: Annotated[str | None, typer.Argument(metavar="TEXT",
         help="Text to step through; - or nothing reads stdin (one text per line).")] = None,
-    model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="Any seqtool checkpoint (default: the shipped LM).")] = None,
-    layer: Annotated[list[int] | None, typer.Option(
-        "--layer", "-l", help="Layer(s) to show, 0 = nearest the input (default: all).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL",
+        help="Any seqtool checkpoint (default: the shipped LM).")] = None,
+    layer: Annotated[list[int] | None, typer.Option("--layer", "-l", metavar="K",
+        help="Layer to show, 0 = nearest the input; repeat for more (default: all).")] = None,
     units: Annotated[bool, typer.Option(
         "--units", help="Show every gate's per-unit activations.")] = False,
-    top: Annotated[int, typer.Option(
+    top: Annotated[int, typer.Option(metavar="N",
         help="Most active units listed when H is too large to print whole.")] = 4,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="table (stderr) | jsonl (every number, stdout).")] = "table",
-    threads: Annotated[int, typer.Option(help="CPU threads.")] = 1,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
+        help="table (for people) | jsonl (every number, for machines); both on stdout.")
+    ] = "table",
+    threads: Annotated[int, typer.Option(metavar="N", help="CPU threads.")] = 1,
 ) -> None:  # fmt: skip
     """Step TEXT through a model's encoder and show, per token and layer, the hidden state,
     the LSTM cell state and each gate's activation.
@@ -92,48 +94,51 @@ def trace(
             for obj in render.trace_records(tr, i):
                 write(json.dumps(obj) + "\n", flush=True)
         else:
-            for table in render.trace_tables(tr, units, top):
-                err_console().print(table)
+            print_results(*render.trace_tables(tr, units, top))
 
 
 @app.command("gradients")
 def gradients(
-    text: Annotated[str | None, typer.Argument(
+    text: Annotated[str | None, typer.Argument(metavar="TEXT",
         help="With --model: text to measure on; - reads stdin (a sequence per line). "
         "Default: random token sequences.")] = None,
-    cells: Annotated[str, typer.Option(
+    cells: Annotated[str, typer.Option(metavar="CELL,...",
         help="Fresh cells to compare, comma-separated: rnn,lstm,gru.")] = "rnn,lstm,gru",
-    length: Annotated[int, typer.Option(help="Sequence length (time steps).")] = 100,
-    hidden: Annotated[int, typer.Option(help="Hidden units of the fresh cells.")] = 64,
+    length: Annotated[int, typer.Option(
+        metavar="N", help="Sequence length (time steps).")] = 100,
+    hidden: Annotated[int, typer.Option(
+        metavar="N", help="Hidden units of the fresh cells.")] = 64,
     input_size: Annotated[int, typer.Option(
-        "--input", help="Input vector size of the fresh cells.")] = 32,
-    layers: Annotated[int, typer.Option(
+        "--input", metavar="N", help="Input vector size of the fresh cells.")] = 32,
+    layers: Annotated[int, typer.Option(metavar="N",
         help="Stacked layers of the fresh cells (the top one is measured).")] = 1,
-    batch: Annotated[int, typer.Option(help="Random sequences per repeat (fresh cells).")] = 16,
-    init: Annotated[str, typer.Option(
+    batch: Annotated[int, typer.Option(
+        metavar="N", help="Random sequences per repeat (fresh cells).")] = 16,
+    init: Annotated[str, typer.Option(metavar="INIT",
         help="chrono (gate biases for time scales up to --length steps, Tallec & Ollivier "
         "2018: what a gated cell can keep) | torch (torch's default init, as `seqtool "
         "train` starts: every gate near 0.5) | forget-bias (torch's, LSTM forget bias +1). "
         "The tanh RNN has no gate: torch's init under all three.")] = "chrono",
-    weight_scale: Annotated[float, typer.Option(
+    weight_scale: Annotated[float, typer.Option(metavar="X",
         help="Multiply every W_hh by this: < 1 vanishes faster, > 1 can explode.")] = 1.0,
-    clip: Annotated[float | None, typer.Option(help="Also measure with the gradient into "
-        "every step's state clipped to this norm.")] = None,
-    repeats: Annotated[int, typer.Option(
+    clip: Annotated[float | None, typer.Option(metavar="NORM", help="Also measure with the "
+        "gradient into every step's state clipped to this norm.")] = None,
+    repeats: Annotated[int, typer.Option(metavar="N",
         help="Seeds averaged (geometric mean): seed, seed+1, ...")] = 3,
-    seed: Annotated[int, typer.Option(help="Random seed (weights, inputs, readout).")] = 0,
-    model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="Measure this checkpoint's encoder instead of fresh cells.")] = None,
-    layer: Annotated[int, typer.Option(
+    seed: Annotated[int, typer.Option(
+        metavar="N", help="Random seed (weights, inputs, readout).")] = 0,
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="MODEL",
+        help="Measure this checkpoint's encoder instead of fresh cells.")] = None,
+    layer: Annotated[int, typer.Option(metavar="K",
         help="With --model: layer measured (-1: the top one).")] = -1,
-    threshold: Annotated[float, typer.Option(
+    threshold: Annotated[float, typer.Option(metavar="FRACTION",
         help="Effective memory: first distance where the norm is below this fraction "
         "of its last-step value.")] = 1e-3,
-    plot: Annotated[str | None, typer.Option(help="Draw the curves to this PNG file (needs "
-        "matplotlib: pip install 'seqtool[plot]').")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table (stderr) | jsonl (one curve per "
-        "line with the full series, stdout).")] = "table",
-    threads: Annotated[int, typer.Option(help="CPU threads.")] = 1,
+    plot: Annotated[str | None, typer.Option(metavar="FILE.png", help="Draw the curves to "
+        "this PNG file (needs matplotlib: pip install 'seqtool[plot]').")] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="table (for people) "
+        "| jsonl (one curve per line with the full series); both on stdout.")] = "table",
+    threads: Annotated[int, typer.Option(metavar="N", help="CPU threads.")] = 1,
 ) -> None:  # fmt: skip
     """Measure how gradient decays back through time: back-propagate a loss at the last
     step and report ‖∂L/∂h_t‖ against the distance from it, the decay per step and the
@@ -152,14 +157,17 @@ def gradients(
 
       seqtool inspect gradients --model lm.safetensors "To be, or not to be, that is the question"
     """
-    from seqtool.inspect import gradients as grad
-    from seqtool.inspect import render
-    from seqtool.training import runtime
+    from seqtool.inspect import render  # torch-free: the checks below fail fast
 
     _check_format(fmt)
-    runtime.set_threads(threads)
     if not 0 < threshold < 1:
         raise SeqtoolError(f"--threshold must be in (0, 1), not {threshold}")
+    if plot:
+        render.check_plot(plot)  # before torch loads and the curves are computed
+    from seqtool.inspect import gradients as grad
+    from seqtool.training import runtime
+
+    runtime.set_threads(threads)
     if model is None:
         if text is not None:
             raise SeqtoolError("TEXT needs --model (fresh cells run on random inputs)")
@@ -180,8 +188,7 @@ def gradients(
         for c in curves:
             write(json.dumps(render.curve_record(c)) + "\n", flush=True)
     else:
-        err_console().print(render.gradient_table(curves, what))
-        err_console().print(render.terminal_chart(curves))
+        print_results(what, render.gradient_table(curves), render.terminal_chart(curves))
     if plot:
         render.plot(curves, plot, what)
         status(f"wrote {plot}")
@@ -189,19 +196,20 @@ def gradients(
 
 @app.command("params")
 def params(
-    model: Annotated[str | None, typer.Argument(
+    model: Annotated[str | None, typer.Argument(metavar="MODEL",
         help="A checkpoint to count (any task). Without it: the sizes below.")] = None,
-    cell: Annotated[str, typer.Option(help="rnn | lstm | gru.")] = "lstm",
-    input_size: Annotated[int, typer.Option(
-        "--input", help="Input vector size (the embedding size with --vocab).")] = 64,
-    hidden: Annotated[int, typer.Option(help="Hidden units per layer and direction.")] = 256,
-    layers: Annotated[int, typer.Option(help="Stacked layers.")] = 1,
+    cell: Annotated[str, typer.Option(metavar="CELL", help="rnn | lstm | gru.")] = "lstm",
+    input_size: Annotated[int, typer.Option("--input", metavar="N",
+        help="Input vector size (the embedding size with --vocab).")] = 64,
+    hidden: Annotated[int, typer.Option(
+        metavar="N", help="Hidden units per layer and direction.")] = 256,
+    layers: Annotated[int, typer.Option(metavar="N", help="Stacked layers.")] = 1,
     bidirectional: Annotated[bool, typer.Option(
         "--bidirectional/--unidirectional", help="Two directions per layer.")] = False,
     vocab: Annotated[int | None, typer.Option(
-        help="Add a token embedding of this vocabulary size.")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="table (stderr) | jsonl (stdout).")] = "table",
+        metavar="N", help="Add a token embedding of this vocabulary size.")] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
+        help="table (for people) | jsonl (for machines); both on stdout.")] = "table",
 ) -> None:  # fmt: skip
     """Count parameters per component (embedding, each layer and direction, heads) of a
     checkpoint or of a recurrent stack of the given sizes; for sizes, also compare the three
@@ -236,7 +244,7 @@ def params(
         for obj in render.param_records(rows, total, compare):
             write(json.dumps(obj) + "\n")
         return
-    err_console().print(render.params_table(title, rows, total))
+    shown = [title, render.params_table(rows, total)]
     if compare:
-        err_console().print(render.cells_table(compare))
-        status("formula per layer and direction: G x (H x (I + H) + 2H), G = 1 rnn, 4 lstm, 3 gru")
+        shown += [render.cells_table(compare), render.CELLS_FORMULA]
+    print_results(*shown)

@@ -14,31 +14,43 @@ from seqtool.cli._common import err_console, model_option, write
 
 def generate(
     prompt: Annotated[
-        str, typer.Option("--prompt", "-p", help="Text to start from (printed first).")
+        str,
+        typer.Option("--prompt", "-p", metavar="TEXT", help="Text to start from (printed first)."),
     ] = "",
     model: Annotated[
         str | None,
         model_option("Language-model checkpoint (default: the shipped Shakespeare model)."),
     ] = None,
     length: Annotated[
-        int, typer.Option("--length", "-n", help="Tokens (characters) to generate.")
+        int, typer.Option("--length", "-n", metavar="N", help="Tokens (characters) to generate.")
     ] = 500,
     temperature: Annotated[
-        float, typer.Option("--temperature", "-t", help="Sampling temperature; 0 is greedy.")
+        float,
+        typer.Option("--temperature", "-t", metavar="T", help="Sampling temperature; 0 is greedy."),
     ] = 1.0,
-    top_k: Annotated[int, typer.Option(help="Sample among the k most likely tokens (0: all).")] = 0,
+    top_k: Annotated[
+        int, typer.Option(metavar="K", help="Sample among the k most likely tokens (0: all).")
+    ] = 0,
     top_p: Annotated[
-        float, typer.Option(help="Nucleus sampling: smallest set with this probability mass.")
+        float,
+        typer.Option(
+            metavar="P", help="Nucleus sampling: smallest set with this probability mass."
+        ),
     ] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="Random seed for reproducible samples.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(metavar="N", help="Random seed for reproducible samples.")
+    ] = None,
     num_samples: Annotated[
-        int, typer.Option("--num-samples", "-k", help="Independent samples to draw.")
+        int, typer.Option("--num-samples", "-k", metavar="N", help="Independent samples to draw.")
     ] = 1,
     fmt: Annotated[
-        str, typer.Option("--format", help="text (streamed) | jsonl (one object per sample).")
+        str,
+        typer.Option(
+            "--format", metavar="FORMAT", help="text (streamed) | jsonl (one object per sample)."
+        ),
     ] = "text",
     threads: Annotated[
-        int, typer.Option(help="CPU threads (1 is fastest for batch-1 generation).")
+        int, typer.Option(metavar="N", help="CPU threads (1 is fastest for batch-1 generation).")
     ] = 1,
     stats: Annotated[
         bool, typer.Option("--stats", help="Print characters/second on stderr.")

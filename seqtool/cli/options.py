@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import types
 import typing
 from dataclasses import MISSING
 from typing import Annotated, Any
@@ -26,19 +27,39 @@ _RUN = {
     "output": (
         str,
         "model.safetensors",
-        typer.Option("--output", "-o", help="Where to write the best model (a .safetensors file)."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Where to write the best model (a .safetensors file).",
+        ),
     ),
     "resume": (
         bool,
         False,
         typer.Option(
-            "--resume", help="Continue the interrupted run for --output exactly where it stopped."
+            "--resume",
+            help="Continue the interrupted run for --output exactly where it stopped; with a "
+            "larger --steps, extend a finished run (the schedule then runs to the new end).",
+        ),
+    ),
+    "restart": (
+        bool,
+        False,
+        typer.Option(
+            "--restart",
+            help="Start over even though --output's run directory holds an interrupted run "
+            "(its saved state is discarded).",
         ),
     ),
     "save_dtype": (
         str,
         "fp32",
-        typer.Option("--save-dtype", help="Storage dtype of the saved model: fp32 | fp16 | bf16."),
+        typer.Option(
+            "--save-dtype",
+            metavar="DTYPE",
+            help="Storage dtype of the saved model: fp32 | fp16 | bf16.",
+        ),
     ),
 }
 
@@ -46,17 +67,42 @@ _RUN = {
 def _option(name: str, tp: Any, meta: Any, default: Any) -> inspect.Parameter:
     """A keyword parameter whose Annotated metadata Typer turns into the option."""
     help_ = meta.get("help", "")
+    metavar = meta.get("metavar") or _metavar(name, tp)
     if meta.get("argument"):
-        decl = typer.Argument(help=help_)
+        decl = typer.Argument(help=help_, metavar=metavar)
     else:
         flags = meta.get("flags") or ()
         if not flags:
             flag = "--" + name.replace("_", "-")
             flags = (f"{flag}/--no-{flag[2:]}",) if tp is bool else (flag,)
-        decl = typer.Option(*flags, help=help_)
+        decl = typer.Option(*flags, help=help_, metavar=metavar)
     kind = inspect.Parameter.KEYWORD_ONLY
     default = inspect.Parameter.empty if default is MISSING else default
     return inspect.Parameter(name, kind, default=default, annotation=Annotated[tp, decl])
+
+
+# Options whose value is a path (Typer would show `<str>` or `<list[str]>`).
+_FILES = {"files", "dev", "source", "target"}
+_MODELS = {"init_from"}
+
+
+def _metavar(name: str, tp: Any) -> str | None:
+    """A readable metavar: FILE, MODEL, N, FLOAT, or the option's last word (CELL, DEVICE)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    base = args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) else tp
+    if typing.get_origin(base) is list:
+        base = typing.get_args(base)[0]
+    if base is bool:
+        return None
+    if name in _FILES:
+        return "FILE"
+    if name in _MODELS:
+        return "MODEL"
+    if base is int:
+        return "N"
+    if base is float:
+        return "FLOAT"
+    return name.rsplit("_", 1)[-1].upper()
 
 
 def _fields(cls: type, names: typing.Iterable[str] | None = None, cli_only: bool = True):
@@ -107,7 +153,7 @@ def train_command(task_cls: Any) -> Any:
     ]
     for name, tp, meta, default in _fields(TrainConfig, offered):
         add("train", name, tp, meta, default)
-    for name in ("resume", "save_dtype"):
+    for name in ("resume", "restart", "save_dtype"):
         tp, default, decl = _RUN[name]
         params.append(_plain(name, tp, default, decl))
     for name, tp, meta, default in _fields(BackboneConfig):
@@ -146,6 +192,7 @@ def run_training(task: str, groups: dict[str, list[str]], kwargs: dict[str, Any]
         kwargs["output"],
         train_cfg,
         resume=kwargs["resume"],
+        restart=kwargs["restart"],
         save_dtype=kwargs["save_dtype"],
         console=err_console(),
         backbone={k: kwargs[k] for k in groups["backbone"]},

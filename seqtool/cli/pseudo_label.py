@@ -10,17 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
-from seqtool.cli._common import Output, Precision, Threads, status
-from seqtool.cli._tables import check_run_options, chunks, open_table
+from seqtool.cli._common import Output, Precision, Threads, input_argument, status
+from seqtool.cli._tables import check_run_options, chunks, open_records, open_table
 from seqtool.errors import SeqtoolError
 
 
 def pseudo_label(
     input: Annotated[
         str | None,
-        typer.Argument(
-            help="Documents: a CSV/TSV/JSONL table (by extension) or text lines; - or none reads "
-            "stdin."
+        input_argument(
+            "Documents: a CSV/TSV/JSONL table (by extension) or text lines; - or none reads "
+            "stdin (a table when --text-column or --label-column is given)."
         ),
     ] = None,
     model: Annotated[
@@ -28,13 +28,17 @@ def pseudo_label(
         typer.Option(
             "--model",
             "-m",
+            metavar="MODEL",
             help="The teacher classifier (default: the shipped sentiment model); repeat for an "
             "ensemble whose class probabilities are averaged.",
         ),
     ] = None,
     output: Output = None,
     min_score: Annotated[
-        float, typer.Option(help="Keep units the teacher labels with at least this probability.")
+        float,
+        typer.Option(
+            metavar="P", help="Keep units the teacher labels with at least this probability."
+        ),
     ] = 0.9,
     sentences: Annotated[
         bool,
@@ -42,27 +46,35 @@ def pseudo_label(
             "--sentences/--whole", help="Cut each document into sentences, or label it whole."
         ),
     ] = True,
-    min_words: Annotated[int, typer.Option(help="Drop units of fewer words.")] = 4,
-    max_words: Annotated[int, typer.Option(help="Drop units of more words (0: no limit).")] = 60,
+    min_words: Annotated[int, typer.Option(metavar="N", help="Drop units of fewer words.")] = 4,
+    max_words: Annotated[
+        int, typer.Option(metavar="N", help="Drop units of more words (0: no limit).")
+    ] = 60,
     text_column: Annotated[
-        str, typer.Option(help="Column/key with the document text (tables).")
-    ] = "text",
+        str | None,
+        typer.Option(
+            metavar="NAME", help="Column/key with the document text (tables; default: text)."
+        ),
+    ] = None,
     label_column: Annotated[
         str | None,
         typer.Option(
+            metavar="NAME",
             help="Column/key with the document's label: a unit is kept only where the teacher "
-            "agrees with it (default: 'label' when the table has it; none for text lines)."
+            "agrees with it (default: 'label' when the table has it; none for text lines).",
         ),
     ] = None,
     veto: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--veto/--no-veto",
             help="Drop units whose teacher label differs from their document's label, or keep "
             "them with the teacher's label (for distillation: all units with the teacher's "
-            "scores, `--no-veto --min-score 0`, then `train classifier --score-column score`).",
+            "scores, `--no-veto --min-score 0`, then `train classifier --score-column score`). "
+            "Needs document labels.  [default: veto]",
+            show_default=False,
         ),
-    ] = True,
+    ] = None,
     normalize: Annotated[
         bool,
         typer.Option(
@@ -73,10 +85,15 @@ def pseudo_label(
     ] = False,
     lowercase: Annotated[bool, typer.Option("--lowercase", help="Write units lowercased.")] = False,
     input_format: Annotated[
-        str, typer.Option(help="auto (by extension; stdin: text) | text | csv | tsv | jsonl.")
+        str,
+        typer.Option(
+            metavar="FORMAT",
+            help="auto (by extension; stdin: text, or with a table option CSV/TSV/JSONL as its "
+            "first line says) | text | csv | tsv | jsonl.",
+        ),
     ] = "auto",
     batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", help="Units per forward pass.")
+        int, typer.Option("--batch-size", "-b", metavar="N", help="Units per forward pass.")
     ] = 256,
     threads: Threads = 1,
     precision: Precision = "fp32",
@@ -103,7 +120,7 @@ def pseudo_label(
     """
     from seqtool import api, paths
     from seqtool.data.atomic import open_output
-    from seqtool.data.text import iter_lines
+    from seqtool.data.text import decode_lines
     from seqtool.errors import DataError
     from seqtool.recipes.pseudo_label import Ensemble, PseudoLabelStats
     from seqtool.recipes.pseudo_label import pseudo_label as label_units
@@ -113,9 +130,19 @@ def pseudo_label(
         raise SeqtoolError(f"--min-score must be in [0, 1], not {min_score}")
     if min_words < 1 or max_words < 0:
         raise SeqtoolError("--min-words must be >= 1 and --max-words >= 0")
-    input_format = check_run_options(input, input_format, batch_size, precision)
-    if input_format == "text" and label_column:
-        raise SeqtoolError("--label-column needs a CSV/TSV/JSONL table, not text lines")
+    # Options only a table can use make stdin a table (its format sniffed from the first line).
+    table_option = None
+    if label_column is not None:
+        table_option = "--label-column"
+    elif text_column is not None:
+        table_option = "--text-column"
+    input_format = check_run_options(input, input_format, batch_size, precision, table_option)
+    if input_format == "text" and veto is not None:
+        raise SeqtoolError(
+            f"--{'' if veto else 'no-'}veto needs documents with labels: a CSV/TSV/JSONL table"
+        )
+    lines, input_format, sniffed = open_records(input, input_format)
+    text_column = text_column or "text"
     runtime.set_threads(threads)
     teacher = Ensemble(
         [
@@ -124,14 +151,14 @@ def pseudo_label(
         ]
     )
     known = set(teacher.labels)
-    name = "<stdin>" if input in (None, "-") else input
+    name = lines.name
     label_key: str | None = None
     if input_format == "text":
         records: Iterator[tuple[int, Any]] = (
-            (n, {text_column: t}) for n, t in enumerate(iter_lines(input), 1)
+            (n, {text_column: t}) for n, t in enumerate(decode_lines(lines, name), 1)
         )
     else:
-        table, name, keys = open_table(input, input_format, text_column)
+        table, name, keys = open_table(lines, input_format, text_column, sniffed=sniffed)
         if table is None:
             raise DataError("no documents (an empty table)", name)
         records = table
@@ -141,6 +168,12 @@ def pseudo_label(
                 name,
             )
         label_key = label_column or ("label" if "label" in keys else None)
+        if label_key is None and veto is not None:
+            raise DataError(
+                f"--{'' if veto else 'no-'}veto needs the documents' labels: no 'label' column "
+                f"(the columns are: {', '.join(map(repr, keys))}; choose with --label-column)",
+                name,
+            )
 
     def field(rec: dict, key: str, line: int) -> str:
         value = rec.get(key)
@@ -178,7 +211,7 @@ def pseudo_label(
                     normalize=normalize,
                     lowercase=lowercase,
                     batch_size=batch_size,
-                    veto=veto,
+                    veto=veto is not False,
                 )
                 buf = io.StringIO()
                 cw = csv.writer(buf, lineterminator="\n")

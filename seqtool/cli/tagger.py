@@ -4,7 +4,7 @@ task's options, cli/options.py)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,26 +12,41 @@ from seqtool.cli._common import (
     EncodingErrors,
     Precision,
     Threads,
+    check_choice,
+    check_encoding_errors,
+    input_argument,
     model_option,
     stdin_is_terminal,
     write,
 )
 
+if TYPE_CHECKING:
+    from seqtool.data.conllu import Sentence
+
 FORMATS = ("default", "tsv", "conllu", "jsonl")
+IN_FORMATS = ("auto", "text", "conllu")
+CHUNK_TOKENS = 8192  # a batch also closes at this many words (long sentences, bounded memory)
 
 
 def tag(
-    file: Annotated[str | None, typer.Argument(help="Input file; - or none reads stdin.")] = None,
+    file: Annotated[str | None, input_argument("Input file; - or none reads stdin.")] = None,
     model: Annotated[
         str | None, model_option("Tagger checkpoint (default: shipped English UPOS).")
     ] = None,
     input_format: Annotated[
-        str, typer.Option("--input-format", help="text (one sentence per line) | conllu.")
-    ] = "text",
+        str,
+        typer.Option(
+            "--input-format",
+            metavar="FORMAT",
+            help="auto (a .conllu file is CoNLL-U; others and stdin: text) | text (one "
+            "sentence per line) | conllu.",
+        ),
+    ] = "auto",
     fmt: Annotated[
         str,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="default (word/TAG) | tsv (word<TAB>tag, blank line after each sentence) "
             "| conllu | jsonl.",
         ),
@@ -45,7 +60,13 @@ def tag(
     ] = False,
     batch_size: Annotated[
         int,
-        typer.Option("--batch-size", "-b", help="Sentences tagged and written (flushed) together."),
+        typer.Option(
+            "--batch-size",
+            "-b",
+            metavar="N",
+            help="Sentences tagged and written (flushed) together; a live feed is answered as "
+            "soon as it pauses.",
+        ),
     ] = 256,
     threads: Threads = 1,
     precision: Precision = "fp32",
@@ -61,55 +82,72 @@ def tag(
 
       seqtool tag --format conllu < sentences.txt > tagged.conllu
 
-      seqtool tag --input-format conllu test.conllu --format conllu   # fills the tag column
+      seqtool tag test.conllu --format conllu   # CoNLL-U by extension: fills the tag column
+
+      cat test.conllu | seqtool tag --input-format conllu
     """
     from seqtool import api, paths
-    from seqtool.data.conllu import read_conllu_file, read_text_sentences
-    from seqtool.data.text import iter_lines
+    from seqtool.data.conllu import read_conllu, read_text_sentences
+    from seqtool.data.stream import batched, open_lines
+    from seqtool.data.text import decode_lines
     from seqtool.errors import SeqtoolError
     from seqtool.training import runtime
 
-    if fmt not in FORMATS:
-        raise SeqtoolError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if input_format not in ("text", "conllu"):
-        raise SeqtoolError(f"--input-format must be text or conllu, not {input_format!r}")
+    check_choice("--format", fmt, FORMATS)
+    check_choice("--input-format", input_format, IN_FORMATS)
+    check_encoding_errors(encoding_errors)
     if batch_size < 1:
         raise SeqtoolError("--batch-size must be >= 1")
     if precision not in ("fp32", "bf16"):
         raise SeqtoolError(f"--precision must be fp32 or bf16, not {precision!r}")
+    path = file or "-"
+    stdin = path == "-"
+    if input_format == "auto":
+        input_format = "conllu" if not stdin and path.lower().endswith(".conllu") else "text"
+        why = f"{path} is CoNLL-U by its extension: already tokenized"
+    else:
+        why = "CoNLL-U is already tokenized"
     if tokenize and input_format == "conllu":
-        raise SeqtoolError("--tokenize applies to text input; CoNLL-U is already tokenized")
-    if (file is None or file == "-") and stdin_is_terminal():
+        raise SeqtoolError(f"--tokenize applies to text input; {why}")
+    if stdin and stdin_is_terminal():
         raise SeqtoolError("no input: give a file or pipe sentences in (one per line)")
+    lines = open_lines(path)  # a missing file or a directory fails here, before the model loads
     runtime.set_threads(threads)
     tagger = api.load(model or str(paths.default_model("tagger")), "tagger", "tag")
     field = tagger.config.tag_field
-    path = file or "-"
+    text = decode_lines(lines, lines.name, encoding_errors)
     if input_format == "conllu":
-        sentences = read_conllu_file(path, field, encoding_errors)
+        sentences = read_conllu(text, lines.name, field)
     else:
-        sentences = read_text_sentences(iter_lines(path, encoding_errors), tokenize)
+        sentences = read_text_sentences(text, tokenize)
+
+    def process(chunk: list[Sentence]) -> None:
+        tags = tagger.predict([s.words for s in chunk])
+        write(_tagged(chunk, tags, fmt, field), flush=True)
+
     device = next(tagger.parameters()).device
-    with runtime.autocast(device, precision):  # active while the generator below runs
-        _write_tagged(tagger.tag_stream(sentences, chunk_sentences=batch_size), fmt, field)
+    with runtime.autocast(device, precision):
+        # Batches close at batch_size sentences or CHUNK_TOKENS words, as tag_stream's do;
+        # a live feed that pauses gets what it has sent tagged at once.
+        batched(sentences, batch_size, process, lines, lambda s: len(s.words), CHUNK_TOKENS)
+    lines.close()
 
 
-def _write_tagged(chunks, fmt: str, field: str) -> None:
+def _tagged(chunk: list[Sentence], tags: list[list[str]], fmt: str, field: str) -> str:
     from seqtool.data.conllu import to_conllu
 
-    for chunk in chunks:
-        out = []
-        for s, tags in chunk:
-            pairs = zip(s.words, tags, strict=True)
-            if fmt == "default":
-                out.append(" ".join(f"{w}/{t}" for w, t in pairs) + "\n")
-            elif fmt == "tsv":
-                out.append("".join(f"{w}\t{t}\n" for w, t in pairs) + "\n")
-            elif fmt == "jsonl":
-                obj = {"words": s.words, "tags": tags}
-                if "sent_id" in s.metadata:
-                    obj["sent_id"] = s.metadata["sent_id"]
-                out.append(json.dumps(obj, ensure_ascii=False) + "\n")
-            elif s.words:  # conllu: an empty text line is no sentence
-                out.append(to_conllu(s, tags, field))
-        write("".join(out), flush=True)
+    out = []
+    for s, ts in zip(chunk, tags, strict=True):
+        pairs = zip(s.words, ts, strict=True)
+        if fmt == "default":
+            out.append(" ".join(f"{w}/{t}" for w, t in pairs) + "\n")
+        elif fmt == "tsv":
+            out.append("".join(f"{w}\t{t}\n" for w, t in pairs) + "\n")
+        elif fmt == "jsonl":
+            obj = {"words": s.words, "tags": ts}
+            if "sent_id" in s.metadata:
+                obj["sent_id"] = s.metadata["sent_id"]
+            out.append(json.dumps(obj, ensure_ascii=False) + "\n")
+        elif s.words:  # conllu: an empty text line is no sentence
+            out.append(to_conllu(s, ts, field))
+    return "".join(out)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import EncodingErrors, status, write
+from seqtool.cli._common import EncodingErrors, input_argument, status, write
 
 app = typer.Typer(
     help="Train character or sentencepiece (bpe, unigram) tokenizers; encode and decode lines.",
@@ -17,21 +17,26 @@ app = typer.Typer(
 @app.command("train")
 def train(
     files: Annotated[
-        list[str], typer.Argument(help="Text file(s) to learn the vocabulary from; - reads stdin.")
+        list[str],
+        typer.Argument(
+            metavar="FILE", help="Text file(s) to learn the vocabulary from; - reads stdin."
+        ),
     ],
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Tokenizer file to write.")
+        str, typer.Option("--output", "-o", metavar="FILE", help="Tokenizer file to write.")
     ] = "tok.model",
-    model_type: Annotated[str, typer.Option(help="bpe | unigram | char.")] = "bpe",
+    model_type: Annotated[str, typer.Option(metavar="TYPE", help="bpe | unigram | char.")] = "bpe",
     vocab_size: Annotated[
-        int, typer.Option(help="Vocabulary size (bpe/unigram; includes 256 byte pieces).")
+        int,
+        typer.Option(metavar="N", help="Vocabulary size (bpe/unigram; includes 256 byte pieces)."),
     ] = 8000,
     encoding_errors: EncodingErrors = "strict",
 ) -> None:
     """Train a tokenizer and write it to a file.
 
-    bpe/unigram files are ordinary sentencepiece models; every tokenizer round-trips any
-    text exactly (identity normalization, byte fallback).
+    bpe/unigram files are ordinary sentencepiece models and round-trip any text exactly
+    (identity normalization, byte fallback; a literal U+2581 is kept as its bytes). A char
+    tokenizer round-trips the characters it was trained on; others become <unk>.
 
     Examples:
 
@@ -53,9 +58,11 @@ def train(
 
 @app.command("encode")
 def encode(
-    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer file.")],
-    file: Annotated[str, typer.Argument(help="Input text; - or nothing reads stdin.")] = "-",
-    fmt: Annotated[str, typer.Option("--format", help="pieces | ids.")] = "pieces",
+    model: Annotated[str, typer.Option("--model", "-m", metavar="FILE", help="Tokenizer file.")],
+    file: Annotated[str, input_argument("Input text; - or nothing reads stdin.")] = "-",
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="pieces | ids.")
+    ] = "pieces",
     encoding_errors: EncodingErrors = "strict",
 ) -> None:
     """Encode each input line to space-separated pieces or ids (one output line per line).
@@ -81,10 +88,11 @@ def encode(
 
 @app.command("decode")
 def decode(
-    model: Annotated[str, typer.Option("--model", "-m", help="Tokenizer file.")],
-    file: Annotated[str, typer.Argument(help="Encoded lines; - or nothing reads stdin.")] = "-",
+    model: Annotated[str, typer.Option("--model", "-m", metavar="FILE", help="Tokenizer file.")],
+    file: Annotated[str, input_argument("Encoded lines; - or nothing reads stdin.")] = "-",
     fmt: Annotated[
-        str, typer.Option("--format", help="pieces | ids (the format encode wrote).")
+        str,
+        typer.Option("--format", metavar="FORMAT", help="pieces | ids (the format encode wrote)."),
     ] = "pieces",
 ) -> None:
     """Decode lines of space-separated pieces or ids back to text.

@@ -15,7 +15,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,10 +260,10 @@ def _line_of_row(p: Path, fmt: str, row: int) -> int | None:
     return None
 
 
-def _utf8_lines(raw: io.BufferedIOBase, name: str) -> Iterator[str]:
+def _utf8_lines(raw: Iterable[bytes], name: str, errors: str = "strict") -> Iterator[str]:
     for n, b in enumerate(raw, 1):
         try:
-            yield b.decode("utf-8")
+            yield b.decode("utf-8", errors=errors)
         except UnicodeDecodeError as e:
             raise DataError(
                 f"invalid UTF-8 at byte {e.start} of the line", name, n, e.start + 1
@@ -271,14 +271,19 @@ def _utf8_lines(raw: io.BufferedIOBase, name: str) -> Iterator[str]:
 
 
 def iter_records(
-    raw: io.BufferedIOBase, name: str, fmt: str, limit: int | None = None
+    raw: Iterable[bytes],
+    name: str,
+    fmt: str,
+    limit: int | None = None,
+    encoding_errors: str = "strict",
 ) -> Iterator[tuple[int, Any]]:
-    """Stream (line number, record) from a byte stream. CSV/TSV records are dicts keyed by the
-    header; JSONL records are objects. Bad structure raises DataError with the line."""
+    """Stream (line number, record) from byte lines (a binary file, or stream.Lines). CSV/TSV
+    records are dicts keyed by the header; JSONL records are objects. Bad structure raises
+    DataError with the line."""
     if fmt == "jsonl":
-        yield from _iter_jsonl(raw, name, limit)
+        yield from _iter_jsonl(raw, name, limit, encoding_errors)
         return
-    lines = _utf8_lines(raw, name)
+    lines = _utf8_lines(raw, name, encoding_errors)
     if fmt == "tsv":
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE, strict=True)
     else:
@@ -319,9 +324,11 @@ def iter_records(
         start = reader.line_num + 1
 
 
-def _iter_jsonl(raw: io.BufferedIOBase, name: str, limit: int | None) -> Iterator[tuple[int, Any]]:
+def _iter_jsonl(
+    raw: Iterable[bytes], name: str, limit: int | None, errors: str = "strict"
+) -> Iterator[tuple[int, Any]]:
     count = 0
-    for n, line in enumerate(_utf8_lines(raw, name), 1):
+    for n, line in enumerate(_utf8_lines(raw, name, errors), 1):
         if limit is not None and count >= limit:
             return
         if not line.strip():
@@ -334,6 +341,15 @@ def _iter_jsonl(raw: io.BufferedIOBase, name: str, limit: int | None) -> Iterato
             raise DataError("each line must be a JSON object", name, n)
         yield n, obj
         count += 1
+
+
+def sniff_format(first_line: bytes) -> str:
+    """The table format of input without a name (stdin), from its first line: a JSON object
+    is JSONL, a header with a tab TSV, anything else CSV."""
+    head = first_line.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"{"):
+        return "jsonl"
+    return "tsv" if b"\t" in first_line else "csv"
 
 
 def open_input(path: str | None) -> tuple[io.BufferedIOBase, str]:

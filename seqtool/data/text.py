@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from seqtool.errors import DataError, SeqtoolError
@@ -59,18 +59,23 @@ def iter_lines(path: str | Path | None, encoding_errors: str = "strict") -> Iter
         p = check_input_path(path)
         stream, name = p.open("rb"), str(p)
     try:
-        for n, raw in enumerate(stream, 1):
-            try:
-                line = raw.decode("utf-8", errors=encoding_errors)
-            except UnicodeDecodeError as e:
-                raise DataError(
-                    f"invalid UTF-8 at byte {e.start} of the line "
-                    "(use --encoding-errors replace to substitute)",
-                    name,
-                    n,
-                    e.start + 1,
-                ) from None
-            yield line.rstrip("\n").rstrip("\r")
+        yield from decode_lines(stream, name, encoding_errors)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def decode_lines(raw: Iterable[bytes], name: str, encoding_errors: str = "strict") -> Iterator[str]:
+    """Byte lines decoded as UTF-8, without their newline; DataError names a bad line."""
+    for n, line in enumerate(raw, 1):
+        try:
+            text = line.decode("utf-8", errors=encoding_errors)
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"invalid UTF-8 at byte {e.start} of the line "
+                "(use --encoding-errors replace to substitute)",
+                name,
+                n,
+                e.start + 1,
+            ) from None
+        yield text.rstrip("\n").rstrip("\r")

@@ -1,5 +1,5 @@
 """Everything `seqtool inspect` shows: rich tables and the terminal chart (the CLI prints them
-to stderr), the matplotlib plot, and the records it writes as jsonl.
+on stdout, as the command's result), the matplotlib plot, and the records it writes as jsonl.
 
 Torch-free: the results come in as plain dataclasses of floats.
 """
@@ -157,13 +157,14 @@ def curve_record(c: GradientCurve) -> dict[str, Any]:
     }
 
 
-def gradient_table(curves: list[GradientCurve], what: str) -> Table:
-    """A row per curve: its relative norm at a few distances (1, 5, 10, ... and the last)."""
+def gradient_table(curves: list[GradientCurve]) -> Table:
+    """A row per curve: its relative norm at a few distances (1, 5, 10, ... and the last).
+    What was measured (fresh_setup / model_setup) is printed above it on a line of its own,
+    so a long checkpoint path is never broken by the table's width."""
     T = len(curves[0].norms)
     marks = [d for d in (1, 5, 10, 20, 50, 100, 200, 500) if d < T - 1] + [T - 1]
     table = Table(
-        title=f"‖∂L/∂h_t‖ by distance d from the last step, relative to d=0 — {what}",
-        title_justify="left",
+        title="‖∂L/∂h_t‖ by distance d from the last step, relative to d=0", title_justify="left"
     )
     table.add_column("cell")
     table.add_column("effective memory", justify="right")
@@ -210,13 +211,13 @@ def terminal_chart(curves: list[GradientCurve], width: int = 64, height: int = 1
     out = Text()
     for r in range(height):
         level = top - r * (top - bottom) / (height - 1)
-        label = f"1e{round(level):+d}" if top - bottom >= height else f"1e{level:+.1f}"
-        out.append(label.rjust(8) + " │")
+        # The row's value as a number (3.2e-02), not an exponent with decimals (1e-1.5).
+        out.append(f"{10**level:.1e}".rjust(8) + " │")
         for ch, style in grid[r]:
             out.append(ch, style=style)
         out.append("\n")
     out.append(" " * 9 + "└" + "─" * cols + "\n")
-    out.append(" " * 10 + "0" + f"distance from the last step → {T - 1}".rjust(cols - 1) + "\n")
+    out.append(" " * 10 + _x_axis(cols, T - 1))
     legend = "   ".join(
         f"{c.label[0].upper() if c.clip is None else c.label[0]} {c.label}" for c in curves
     )
@@ -226,25 +227,76 @@ def terminal_chart(curves: list[GradientCurve], width: int = 64, height: int = 1
     return out
 
 
+def _x_axis(cols: int, last: int) -> str:
+    """The distance axis under a chart `cols` wide: 0 under the first column, `last` under
+    the last, the axis name between them when it fits with a space each side, else below."""
+    name, end = "distance from the last step →", str(last)
+    gap = cols - 1 - len(end)  # columns between the two ticks
+    if gap >= len(name) + 2:
+        return "0" + name.center(gap) + end + "\n"
+    return "0" + end.rjust(max(gap, 1) + len(end)) + "\n" + " " * 10 + name + "\n"
+
+
+def check_plot(path: str) -> None:
+    """Before any work: `--plot` needs matplotlib and a folder to write into."""
+    import os
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SeqtoolError(
+            "--plot needs matplotlib: pip install 'seqtool[plot]' (or pip install matplotlib)"
+        ) from None
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise SeqtoolError(f"--plot {path}: no such folder {folder}")
+
+
+def log_ticks(values: list[float], most: int = 9) -> list[int]:
+    """Exponents of the y ticks of a log plot of `values`, top down: whole decades from 10^0
+    (or above, for values above 1), every `step` of them so that at most `most` are labelled,
+    the last one at or below the smallest positive value."""
+    shown = [v for v in values if v > 0]
+    hi = max(0, math.ceil(math.log10(max(shown))))
+    lo = min(math.floor(math.log10(min(shown))), hi - 1)
+    step = math.ceil((hi - lo) / (most - 1))
+    return list(range(hi, hi - step * math.ceil((hi - lo) / step) - 1, -step))
+
+
 def plot(curves: list[GradientCurve], path: str, what: str) -> None:
     """Draw the relative norms on a log scale to the PNG file `path`."""
+    import textwrap
+
     try:
         import matplotlib
 
         matplotlib.use("Agg")  # files only: no display needed
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise SeqtoolError(
             "--plot needs matplotlib: pip install 'seqtool[plot]' (or pip install matplotlib)"
         ) from None
     fig, ax = plt.subplots(figsize=(8, 5))
+    last = len(curves[0].relative) - 1
     for c in curves:
-        eff = c.effective_memory if c.effective_memory is not None else f"> {len(c.norms) - 1}"
+        eff = c.effective_memory if c.effective_memory is not None else f"> {last}"
         ax.semilogy(range(len(c.relative)), c.relative, label=f"{c.label} (memory {eff})")
-    ax.axhline(curves[0].threshold, color="grey", linestyle="--", linewidth=1)
-    ax.set_xlabel("distance from the last step (time steps)")
-    ax.set_ylabel("‖∂L/∂h_t‖ / ‖∂L/∂h_T‖")
-    ax.set_title(what, fontsize=8)
+    threshold = curves[0].threshold
+    ax.axhline(threshold, color="grey", linestyle="--", linewidth=1,
+               label=f"effective-memory threshold ({threshold:g})")  # fmt: skip
+    # Whole steps on x; on y whole decades (10^0, 10^-5, ...), the threshold in view.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, max(last, 1))
+    decades = log_ticks([v for c in curves for v in c.relative] + [threshold])
+    ax.set_ylim(10.0 ** decades[-1], 10.0 ** decades[0])
+    ax.set_yticks([10.0**k for k in decades])
+    ax.set_xlabel("distance $d$ from the last step (time steps)")
+    ax.set_ylabel(r"$\|\partial L/\partial h_{T-d}\|\ /\ \|\partial L/\partial h_T\|$")
+    # The setup names the checkpoint: wrap it between words, never inside a path.
+    title = textwrap.fill(what, 110, break_long_words=False, break_on_hyphens=False)
+    ax.set_title(title, fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend()
     fig.tight_layout()
     try:
@@ -289,8 +341,10 @@ def param_records(
     return out
 
 
-def params_table(title: str, rows: list[ParamRow], total: int) -> Table:
-    table = Table(title=title, title_justify="left")
+def params_table(rows: list[ParamRow], total: int) -> Table:
+    """A row per component. Its title (a checkpoint's path and task, or sizes_title) is
+    printed above it on a line of its own, so a long path is never broken."""
+    table = Table()
     table.add_column("component")
     table.add_column("shape / cell")
     table.add_column("params", justify="right")
@@ -299,6 +353,10 @@ def params_table(title: str, rows: list[ParamRow], total: int) -> Table:
         table.add_row(r.component, r.detail, f"{r.params:,}", f"{r.params / max(total, 1):.1%}")
     table.add_row("total", "", f"{total:,}", "100%", style="bold")
     return table
+
+
+# Printed under cells_table: how its "lesson formula" column is computed.
+CELLS_FORMULA = "formula per layer and direction: G x (H x (I + H) + 2H), G = 1 rnn, 4 lstm, 3 gru"
 
 
 def cells_table(compare: list[CellComparison]) -> Table:

@@ -193,6 +193,8 @@ class LanguageModel(TaskModel):
             text = pieces(int(cur))
             if text is not None:
                 yield text
+        if tail := pieces.flush():  # a character the last ids left unfinished
+            yield tail
 
     def predict(self, inputs: list[str], **options: Any) -> list[str]:
         """A continuation of each prompt: options are generate()'s (length, temperature...)."""

@@ -193,8 +193,8 @@ class Translator(TaskModel):
         bleu, chrf = bleu_chrf(hyps, data.refs)
         tf, free = tf_sum / max(ntok, 1), free_sum / max(ntok, 1)
         return dict(bleu=bleu, chrf=chrf, loss_teacher_forced=tf, loss_free_running=free,
-                    ppl_teacher_forced=math.exp(min(tf, 50.0)), beam=float(data.beam),
-                    sentences=float(len(hyps)))  # fmt: skip
+                    ppl_teacher_forced=math.exp(min(tf, 50.0)), beam=int(data.beam),
+                    sentences=len(hyps))  # fmt: skip
 
     @classmethod
     def report(cls, metrics: dict[str, Any]) -> list[Any]:

@@ -76,9 +76,11 @@ def build(
 
 
 class PieceStream:
-    """Token ids -> text as they arrive (generation). A char tokenizer's pieces are text; a
-    sentencepiece model's byte-fallback pieces (<0xNN>) wait until they form a UTF-8
-    character, and U+2581 becomes a space (`strip_first`: not before the first piece)."""
+    """Token ids -> text as they arrive (generation), the same text decode gives for the ids
+    together. A char tokenizer's pieces are text. A sentencepiece model's byte-fallback pieces
+    (<0xNN>) wait until they form a UTF-8 character (U+2581 included: it comes back as itself,
+    as in decode); bytes that cannot become one are U+FFFD each, as sentencepiece writes them.
+    In other pieces U+2581 is a space (`strip_first`: not before the first piece)."""
 
     def __init__(self, tok: Tokenizer, strip_first: bool = False) -> None:
         self.tok, self.strip_first = tok, strip_first
@@ -94,14 +96,32 @@ class PieceStream:
             return piece
         if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
             self.pending += bytes([int(piece[3:5], 16)])
-            try:
-                text = self.pending.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-            self.pending = b""
-            return text
+            return self._drain() or None
         text = piece.replace("\u2581", " ")
-        return text.lstrip(" ") if first and self.strip_first else text
+        text = text.lstrip(" ") if first and self.strip_first else text
+        return self.flush() + text
+
+    def flush(self) -> str:
+        """Bytes still waiting (a character the ids left unfinished): U+FFFD each."""
+        text, self.pending = "\ufffd" * len(self.pending), b""
+        return text
+
+    def _drain(self) -> str:
+        out = ""
+        while self.pending:
+            try:
+                out += self.pending.decode("utf-8")
+                self.pending = b""
+            except UnicodeDecodeError as e:
+                if e.start > 0:  # a whole character first, then the rest
+                    out += self.pending[: e.start].decode("utf-8")
+                    self.pending = self.pending[e.start :]
+                elif e.reason == "unexpected end of data":
+                    break  # a character's start: wait for its next byte
+                else:
+                    out += "\ufffd"
+                    self.pending = self.pending[1:]
+        return out
 
 
 def check_known(tok: Tokenizer, text: str, what: str = "text") -> None:

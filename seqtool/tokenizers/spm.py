@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from seqtool.errors import SeqtoolError
 from seqtool.tokenizers.base import BOS, EOS, PAD, UNK
+
+# Sentencepiece's meta space: it stands for " " inside pieces, so a literal U+2581 in the
+# input would come back as a space. We encode it as its three byte-fallback pieces instead.
+META = "\u2581"
+
+
+def _private_use() -> Iterator[str]:
+    """Stand-in candidates for U+2581 while encoding: private-use characters, which trained
+    vocabularies practically never hold."""
+    for lo, hi in ((0xE000, 0xF900), (0xF0000, 0xFFFFE), (0x100000, 0x10FFFE)):
+        yield from map(chr, range(lo, hi))
 
 
 class SpmTokenizer:
@@ -23,6 +34,8 @@ class SpmTokenizer:
         except Exception as e:  # sentencepiece raises RuntimeError/OSError variants
             raise SeqtoolError("not a sentencepiece model") from e
         self._proto = model_proto
+        self._meta_ids = self._byte_ids(META)  # None: no byte pieces (a foreign model)
+        self._vocab_chars: set[str] | None = None
 
     @classmethod
     def train(
@@ -92,13 +105,59 @@ class SpmTokenizer:
     eos_id = property(lambda self: EOS)
 
     def encode(self, text):  # type: ignore[no-untyped-def]
-        return self.sp.Encode(text)
+        if isinstance(text, str):
+            return self._encode(text)
+        if self._meta_ids is None or not any(META in t for t in text):
+            return self.sp.Encode(text)  # the common case: one batched call
+        return [self._encode(t) for t in text]
 
     def decode(self, ids):  # type: ignore[no-untyped-def]
+        # Byte pieces decode to their bytes as they are: <0xE2><0x96><0x81> gives back U+2581.
         return self.sp.Decode(ids)
 
     def encode_pieces(self, text: str) -> list[str]:
+        if META in text:
+            return [self.sp.IdToPiece(i) for i in self._encode(text)]
         return self.sp.Encode(text, out_type=str)
+
+    def _encode(self, text: str) -> list[int]:
+        """Text without U+2581 (nearly all) encodes exactly as sentencepiece does. Otherwise
+        each U+2581 becomes a character the vocabulary lacks, which sentencepiece can only
+        write as byte pieces, and those byte ids are swapped for U+2581's: the rest of the
+        line is segmented the same way, and decode gives U+2581 back, not a space."""
+        if META not in text or self._meta_ids is None:
+            return self.sp.Encode(text)
+        stand_in = self._stand_in(text)
+        ids = self.sp.Encode(text.replace(META, stand_in))
+        old, new = self._byte_ids(stand_in) or [], self._meta_ids
+        if not old:  # cannot happen: a model with U+2581's byte pieces has all 256
+            raise SeqtoolError("sentencepiece model lacks byte pieces")
+        out: list[int] = []
+        i = 0
+        while i < len(ids):
+            if ids[i : i + len(old)] == old:
+                out += new
+                i += len(old)
+            else:
+                out.append(ids[i])
+                i += 1
+        return out
+
+    def _byte_ids(self, ch: str) -> list[int] | None:
+        ids = [self.sp.PieceToId(f"<0x{b:02X}>") for b in ch.encode("utf-8")]
+        return ids if all(self.sp.IsByte(i) for i in ids) else None
+
+    def _stand_in(self, text: str) -> str:
+        """A character that is neither in text nor in any piece: it always encodes as its
+        UTF-8 bytes, and a UTF-8 lead byte starts its byte ids nowhere else."""
+        if self._vocab_chars is None:
+            pieces = (self.sp.IdToPiece(i) for i in range(self.sp.GetPieceSize()))
+            self._vocab_chars = set("".join(pieces))
+        seen = self._vocab_chars
+        for ch in _private_use():
+            if ch not in seen and ch not in text:
+                return ch
+        raise SeqtoolError("text holds every private-use character: cannot encode U+2581")
 
     def piece_to_id(self, piece: str) -> int:
         return self.sp.PieceToId(piece)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,22 +52,49 @@ def _of_total(trainer: Trainer) -> str:
     )
 
 
-class Progress(Callback):
-    """Rich progress bar on a terminal (loss, tokens/s, ETA); plain lines on stderr otherwise."""
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
-    def __init__(self, console: Any = None) -> None:
+
+# Seconds between plain progress lines when stderr is not a terminal (a log file, CI);
+# SEQTOOL_PROGRESS_SECONDS overrides it (0: a line every step).
+PLAIN_EVERY = 10.0
+
+
+def _plain_every() -> float:
+    try:
+        return max(0.0, float(os.environ.get("SEQTOOL_PROGRESS_SECONDS", PLAIN_EVERY)))
+    except ValueError:
+        return PLAIN_EVERY
+
+
+class Progress(Callback):
+    """Rich progress bar on a terminal (loss, tokens/s, ETA). Otherwise plain lines on
+    stderr: one every `every` seconds (step, loss, tokens/s, elapsed, ETA) and one per dev
+    evaluation. A figure not known yet (no loss logged, no rate) is left out, never 0."""
+
+    def __init__(self, console: Any = None, every: float | None = None) -> None:
         from rich.console import Console
 
         self.console = console or Console(stderr=True)
+        self.every = _plain_every() if every is None else every
         self.bar: Any = None
+        self.loss: float | None = None
+        self.start = self.last = time.monotonic()
+        self.start_step = 0
 
     def on_train_start(self, trainer: Trainer) -> None:
         if not self.console.is_terminal:
             self.console.print(
                 f"training {trainer.model.task}: {_length(trainer)} from step "
-                f"{trainer.step}, {trainer.num_params:,} parameters, device {trainer.device}",
+                f"{trainer.step}, {trainer.num_params:,} parameters, device {trainer.device}; "
+                f"config in {trainer.dir / 'config.json'}",
                 highlight=False,
+                soft_wrap=True,
             )
+            self.start = self.last = time.monotonic()
+            self.start_step = trainer.step
             return
         from rich.progress import (
             BarColumn,
@@ -98,7 +127,13 @@ class Progress(Callback):
         )
 
     def on_step_end(self, trainer: Trainer, loss: float | None) -> None:
+        if loss is not None:
+            self.loss = loss
         if self.bar is None:
+            now = time.monotonic()
+            if now - self.last >= self.every:
+                self.last = now
+                self.console.print(self._line(trainer, now), highlight=False, soft_wrap=True)
             return
         fields = {}
         if loss is not None:
@@ -106,11 +141,29 @@ class Progress(Callback):
         done = trainer.elapsed if _timed(trainer) else trainer.step
         self.bar.update(self.task_id, completed=done, **fields)
 
+    def _line(self, trainer: Trainer, now: float) -> str:
+        """`step 120/3000  loss 1.234  5,432 tok/s  elapsed 0:35  ETA 14:02`, less what is
+        not known yet."""
+        parts = [f"step {trainer.step}{_of_total(trainer)}"]
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.3f}")
+        if trainer.tokens_per_sec > 0:
+            parts.append(f"{trainer.tokens_per_sec:,.0f} tok/s")
+        parts.append(f"elapsed {_clock(trainer.elapsed)}")
+        done = trainer.step - self.start_step
+        if _timed(trainer):
+            parts.append(f"ETA {_clock(max(0.0, _bar_total(trainer) - trainer.elapsed))}")
+        elif done > 0:  # wall time per step of this session, evaluations included
+            left = (now - self.start) / done * (trainer.total_steps - trainer.step)
+            parts.append(f"ETA {_clock(left)}")
+        return "  ".join(parts)
+
     def on_eval(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         mark = " (best)" if improved else ""
+        rate = f"{trainer.tokens_per_sec:,.0f} tok/s  " if trainer.tokens_per_sec > 0 else ""
         line = (
             f"step {trainer.step}{_of_total(trainer)}  dev {_fmt_metrics(metrics)}{mark}  "
-            f"{trainer.tokens_per_sec:,.0f} tok/s  {trainer.elapsed / 60:.1f} min"
+            f"{rate}{trainer.elapsed / 60:.1f} min"
         )
         self.console.print(line, highlight=False)
 
@@ -121,10 +174,19 @@ class Progress(Callback):
 
 
 class MetricsLog(Callback):
-    """Appends one JSON object per logged step / evaluation to a .jsonl file."""
+    """Appends one JSON object per logged step / evaluation to a .jsonl file, and writes the
+    run's resolved config beside it (config.json) when training starts or resumes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        from seqtool.checkpoint import atomic_write_bytes
+
+        model = trainer.model
+        cfg = {"task": model.task, "model": model.config.to_dict(), "train": trainer.cfg.to_dict()}
+        text = json.dumps(cfg, sort_keys=True, indent=2) + "\n"
+        atomic_write_bytes(self.path.with_name("config.json"), text.encode())
 
     def _write(self, obj: dict[str, Any]) -> None:
         with self.path.open("a") as f:

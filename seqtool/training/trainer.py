@@ -7,6 +7,8 @@ Files of a run with output `model.safetensors`:
     model.run/resume.pt        optimizer, step, schedule, RNG, data position (tensors and
                                plain values only; loaded with weights_only=True)
     model.run/metrics.jsonl    one JSON object per logged step and evaluation
+    model.run/config.json      the resolved task, model and training config (MetricsLog)
+A run whose resume.pt is not marked finished is interrupted: see interrupted_run().
 """
 
 from __future__ import annotations
@@ -47,6 +49,25 @@ class Interrupted(SeqtoolError):
 
 def run_dir(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".safetensors") + ".run")
+
+
+def interrupted_run(out: Path) -> str | None:
+    """Where the unfinished run saved for `out` stopped ("step 7 of 40"), or None: no saved
+    state, or the run finished (its final save says so). A new run into `out` must then say
+    --resume or --restart, so saved state is never thrown away silently."""
+    try:  # mmap: only the few plain values are read, not the optimizer state
+        path = run_dir(out) / "resume.pt"
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError:  # no run (or another rank just started over)
+        return None
+    except Exception:  # damaged or foreign: still not to be thrown away unasked
+        return "its saved state is unreadable"
+    steps = int((state.get("train_config") or {}).get("steps") or 0)
+    step = int(state.get("step", 0))
+    # Runs saved before the flag existed: finished when they reached their --steps.
+    if state.get("finished", steps > 0 and step >= steps):
+        return None
+    return f"step {step}" + (f" of {steps}" if steps else "")
 
 
 def lr_lambda(cfg: TrainConfig, total: int, progress: Callable[[int], float] | None = None):
@@ -150,7 +171,7 @@ class Trainer:
     def stop(self, reason: str) -> None:
         self._stop_reason = reason
 
-    def _resume_state(self) -> dict[str, Any]:
+    def _resume_state(self, finished: bool = False) -> dict[str, Any]:
         return {
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
@@ -163,12 +184,13 @@ class Trainer:
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "train_config": self.cfg.to_dict(),
             "ema": self.ema,
+            "finished": finished,  # False: an interrupted run (see interrupted_run)
         }
 
     def _resume_path(self) -> Path:
         return self.dir / ("resume.pt" if self.is_main else f"resume-rank{self.rank}.pt")
 
-    def save_resume(self) -> None:
+    def save_resume(self, finished: bool = False) -> None:
         import io
 
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +198,7 @@ class Trainer:
             self.model.save(self.dir / "last.safetensors", self.cfg.to_dict(), dtype="fp32")
         buf = io.BytesIO()
         # Other ranks keep only what differs per rank: RNG streams and data position.
-        state = self._resume_state()
+        state = self._resume_state(finished)
         if not self.is_main:
             state = {"rng": state["rng"], "data": state["data"]}
         torch.save(state, buf)
@@ -289,9 +311,11 @@ class Trainer:
         Interrupted; the run then continues exactly with `resume=True`."""
         if resume:
             self.load_resume()
-        elif self.is_main:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+        else:  # a fresh start: no state of an earlier run may be resumed into this one
+            self._resume_path().unlink(missing_ok=True)
+            if self.is_main:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                (self.dir / "metrics.jsonl").unlink(missing_ok=True)
         cfg, model = self.cfg, self.model
         model.train()
         for cb in self.callbacks:
@@ -364,7 +388,7 @@ class Trainer:
         if self.dev is None and self.is_main:
             with self.averaged_weights():
                 model.save(self.out, cfg.to_dict(), dtype=self.save_dtype)
-        self.save_resume()
+        self.save_resume(finished=True)
         for cb in self.callbacks:
             cb.on_train_end(self)
         return {
