@@ -30,6 +30,16 @@ def model_option(help_: str) -> Any:
     return typer.Option("--model", "-m", metavar="MODEL", help=help_)
 
 
+def format_option(help_: str, flag: str = "--format") -> Any:
+    """--format (or --input-format): one of a command's named formats."""
+    return typer.Option(flag, metavar="FORMAT", help=help_)
+
+
+def batch_size_option(help_: str) -> Any:
+    """-b/--batch-size: the throughput knob of a command that reads a stream."""
+    return typer.Option("--batch-size", "-b", metavar="N", help=help_)
+
+
 def input_argument(help_: str) -> Any:
     """The input file argument of a command that reads a file or stdin."""
     return typer.Argument(metavar="FILE", help=help_, show_default=False)

@@ -16,12 +16,14 @@ from seqtool.cli._common import (
     Output,
     Precision,
     Threads,
+    batch_size_option,
     check_encoding_errors,
+    format_option,
     input_argument,
     model_option,
     status,
 )
-from seqtool.cli._tables import check_run_options, open_records, open_table
+from seqtool.cli._tables import InputFormat, check_run_options, open_records, open_table
 from seqtool.errors import SeqtoolError
 
 if TYPE_CHECKING:
@@ -43,21 +45,12 @@ def classify(
     ] = None,
     fmt: Annotated[
         str,
-        typer.Option(
-            "--format",
-            metavar="FORMAT",
-            help="auto (as the input: text lines get label<TAB>score) | text | csv | tsv | "
-            "jsonl (all class probabilities).",
+        format_option(
+            "auto (as the input: text lines get label<TAB>score) | text | csv | tsv | "
+            "jsonl (all class probabilities)."
         ),
     ] = "auto",
-    input_format: Annotated[
-        str,
-        typer.Option(
-            metavar="FORMAT",
-            help="auto (by extension; stdin: text, or with a table option CSV/TSV/JSONL as its "
-            "first line says) | text | csv | tsv | jsonl.",
-        ),
-    ] = "auto",
+    input_format: InputFormat = "auto",
     text_column: Annotated[
         str | None,
         typer.Option(
@@ -68,12 +61,7 @@ def classify(
     output: Output = None,
     batch_size: Annotated[
         int,
-        typer.Option(
-            "--batch-size",
-            "-b",
-            metavar="N",
-            help="Texts per forward pass (a live feed is answered as soon as it pauses).",
-        ),
+        batch_size_option("Texts per forward pass (a live feed is answered as soon as it pauses)."),
     ] = 256,
     threads: Threads = 1,
     precision: Precision = "fp32",

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seqtool.cli._common import EncodingErrors, OutputClosed, Threads, write
+from seqtool.cli._common import EncodingErrors, OutputClosed, Threads, format_option, write
 
 _UNBOUNDED = 10_000  # what a renderable that fills any width measures at most
 
@@ -59,11 +59,7 @@ def eval_command(
     ],
     fmt: Annotated[
         str,
-        typer.Option(
-            "--format",
-            metavar="FORMAT",
-            help="table (for people) | json (one object, for machines); both on stdout.",
-        ),
+        format_option("table (for people) | json (one object, for machines); both on stdout."),
     ] = "table",
     threads: Threads = 0,
     encoding_errors: EncodingErrors = "strict",

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from seqtool.cli._common import Output, Precision, Threads, input_argument, status
-from seqtool.cli._tables import check_run_options, chunks, open_records, open_table
+from seqtool.cli._tables import InputFormat, check_run_options, chunks, open_records, open_table
 from seqtool.errors import SeqtoolError
 
 
@@ -84,14 +84,7 @@ def pseudo_label(
         ),
     ] = False,
     lowercase: Annotated[bool, typer.Option("--lowercase", help="Write units lowercased.")] = False,
-    input_format: Annotated[
-        str,
-        typer.Option(
-            metavar="FORMAT",
-            help="auto (by extension; stdin: text, or with a table option CSV/TSV/JSONL as its "
-            "first line says) | text | csv | tsv | jsonl.",
-        ),
-    ] = "auto",
+    input_format: InputFormat = "auto",
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", metavar="N", help="Units per forward pass.")
     ] = 256,

@@ -12,8 +12,10 @@ from seqtool.cli._common import (
     EncodingErrors,
     Precision,
     Threads,
+    batch_size_option,
     check_choice,
     check_encoding_errors,
+    format_option,
     input_argument,
     model_option,
     stdin_is_terminal,
@@ -35,20 +37,17 @@ def tag(
     ] = None,
     input_format: Annotated[
         str,
-        typer.Option(
-            "--input-format",
-            metavar="FORMAT",
-            help="auto (a .conllu file is CoNLL-U; others and stdin: text) | text (one "
+        format_option(
+            "auto (a .conllu file is CoNLL-U; others and stdin: text) | text (one "
             "sentence per line) | conllu.",
+            "--input-format",
         ),
     ] = "auto",
     fmt: Annotated[
         str,
-        typer.Option(
-            "--format",
-            metavar="FORMAT",
-            help="default (word/TAG) | tsv (word<TAB>tag, blank line after each sentence) "
-            "| conllu | jsonl.",
+        format_option(
+            "default (word/TAG) | tsv (word<TAB>tag, blank line after each sentence) "
+            "| conllu | jsonl."
         ),
     ] = "default",
     tokenize: Annotated[
@@ -60,12 +59,9 @@ def tag(
     ] = False,
     batch_size: Annotated[
         int,
-        typer.Option(
-            "--batch-size",
-            "-b",
-            metavar="N",
-            help="Sentences tagged and written (flushed) together; a live feed is answered as "
-            "soon as it pauses.",
+        batch_size_option(
+            "Sentences tagged and written (flushed) together; a live feed is answered as "
+            "soon as it pauses."
         ),
     ] = 256,
     threads: Threads = 1,

@@ -11,8 +11,10 @@ import typer
 from seqtool.cli._common import (
     EncodingErrors,
     Threads,
+    batch_size_option,
     check_choice,
     check_encoding_errors,
+    format_option,
     input_argument,
     model_option,
     status,
@@ -55,20 +57,15 @@ def translate(
     ] = "text",
     input_format: Annotated[
         str,
-        typer.Option(
-            metavar="FORMAT",
-            help="auto (a .tsv/.tab file is source<TAB>target pairs; others and stdin: text) | "
+        format_option(
+            "auto (a .tsv/.tab file is source<TAB>target pairs; others and stdin: text) | "
             "text | tsv (translate the first column).",
+            "--input-format",
         ),
     ] = "auto",
     batch_size: Annotated[
         int,
-        typer.Option(
-            "--batch-size",
-            "-b",
-            metavar="N",
-            help="Sentences per batch; a live feed is answered as soon as it pauses.",
-        ),
+        batch_size_option("Sentences per batch; a live feed is answered as soon as it pauses."),
     ] = 32,
     threads: Threads = 1,
     encoding_errors: EncodingErrors = "strict",

@@ -46,3 +46,12 @@ class Tokenizer(Protocol):
     def id_to_piece(self, i: int) -> str: ...
 
     def to_bytes(self) -> bytes: ...
+
+
+class SpecialIds:
+    """The special ids every seqtool tokenizer shares: <pad> 0, <unk> 1, <s> 2, </s> 3."""
+
+    pad_id = property(lambda self: PAD)
+    unk_id = property(lambda self: UNK)
+    bos_id = property(lambda self: BOS)
+    eos_id = property(lambda self: EOS)

@@ -7,12 +7,12 @@ from collections import Counter
 from collections.abc import Iterable
 
 from seqtool.errors import SeqtoolError
-from seqtool.tokenizers.base import BOS, EOS, PAD, SPECIALS, UNK
+from seqtool.tokenizers.base import SPECIALS, UNK, SpecialIds
 
 MAGIC = "seqtool-char-tokenizer"
 
 
-class CharTokenizer:
+class CharTokenizer(SpecialIds):
     """Ids 0-3 are <pad> <unk> <s> </s>; then characters in sorted order."""
 
     kind = "char"
@@ -40,11 +40,6 @@ class CharTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.chars) + len(SPECIALS)
-
-    pad_id = property(lambda self: PAD)
-    unk_id = property(lambda self: UNK)
-    bos_id = property(lambda self: BOS)
-    eos_id = property(lambda self: EOS)
 
     def encode(self, text):  # type: ignore[no-untyped-def]
         if isinstance(text, str):

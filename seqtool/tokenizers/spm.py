@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterable, Iterator
 
 from seqtool.errors import SeqtoolError
-from seqtool.tokenizers.base import BOS, EOS, PAD, UNK
+from seqtool.tokenizers.base import BOS, EOS, PAD, UNK, SpecialIds
 
 # Sentencepiece's meta space: it stands for " " inside pieces, so a literal U+2581 in the
 # input would come back as a space. We encode it as its three byte-fallback pieces instead.
@@ -20,7 +20,7 @@ def _private_use() -> Iterator[str]:
         yield from map(chr, range(lo, hi))
 
 
-class SpmTokenizer:
+class SpmTokenizer(SpecialIds):
     """Wraps a SentencePieceProcessor; ids 0-3 are <pad> <unk> <s> </s> as for chars."""
 
     kind = "spm"
@@ -98,11 +98,6 @@ class SpmTokenizer:
     @property
     def vocab_size(self) -> int:
         return self.sp.GetPieceSize()
-
-    pad_id = property(lambda self: PAD)
-    unk_id = property(lambda self: UNK)
-    bos_id = property(lambda self: BOS)
-    eos_id = property(lambda self: EOS)
 
     def encode(self, text):  # type: ignore[no-untyped-def]
         if isinstance(text, str):
