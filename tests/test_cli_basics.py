@@ -97,3 +97,14 @@ def test_onednn_kernel_cache_is_capped_unless_the_user_sets_it():
     env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "512"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "512"
+
+
+def test_no_help_shows_a_python_type():
+    # Typer 0.29 prints `FILE <list[str]>` for arguments; every command's help names values.
+    import re
+
+    for cmd in (["train", "lm"], ["train", "classifier"], ["tag"], ["eval"], ["translate"],
+                ["classify"], ["inspect", "trace"], ["tokenize", "encode"]):  # fmt: skip
+        r = run_cli(*cmd, "--help")
+        assert r.code == 0, cmd
+        assert not re.search(r"<(str|int|float|list\[\w+\])>", r.out), (cmd, r.out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -92,10 +92,29 @@ def _stub(help_: str):
     return stub
 
 
+def _plain_argument_help() -> None:
+    """Typer 0.29 prints an argument's Python type after its metavar (`FILE <list[str]>`);
+    the metavar already says what it takes. Guarded: other releases keep their rendering."""
+    try:
+        from typer.core import TyperArgument
+    except ImportError:
+        return
+    shown = getattr(TyperArgument, "display_type_rich", None)
+    if shown is None or getattr(shown, "seqtool", False):
+        return
+
+    def display(self: Any, ctx: Any) -> Any:
+        return None if self.metavar else shown(self, ctx)
+
+    display.seqtool = True  # type: ignore[attr-defined]
+    TyperArgument.display_type_rich = display  # type: ignore[method-assign]
+
+
 def build_app(only: str | None = None, full: bool = False, sub: str | None = None) -> typer.Typer:
     """The Typer app: every command real (full), only `only` real and the rest listed by
     name and help (what a run needs), or all listed (what `seqtool --help` needs). For
     `train`, only the task `sub` is generated (its module imports torch)."""
+    _plain_argument_help()
     app = typer.Typer(
         name="seqtool",
         help=HELP,
