@@ -6,12 +6,19 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from seqtool import __version__
 from seqtool.cli._common import OutputClosed
+from seqtool.cli._entry import (
+    click_aborts,
+    click_exceptions,
+    plain_argument_help,
+    quiet_stdout_flush,
+    silence_stdout,
+)
 from seqtool.errors import SeqtoolError
 
 HELP = (
@@ -92,29 +99,11 @@ def _stub(help_: str):
     return stub
 
 
-def _plain_argument_help() -> None:
-    """Typer 0.29 prints an argument's Python type after its metavar (`FILE <list[str]>`);
-    the metavar already says what it takes. Guarded: other releases keep their rendering."""
-    try:
-        from typer.core import TyperArgument
-    except ImportError:
-        return
-    shown = getattr(TyperArgument, "display_type_rich", None)
-    if shown is None or getattr(shown, "seqtool", False):
-        return
-
-    def display(self: Any, ctx: Any) -> Any:
-        return None if self.metavar else shown(self, ctx)
-
-    display.seqtool = True  # type: ignore[attr-defined]
-    TyperArgument.display_type_rich = display  # type: ignore[method-assign]
-
-
 def build_app(only: str | None = None, full: bool = False, sub: str | None = None) -> typer.Typer:
     """The Typer app: every command real (full), only `only` real and the rest listed by
     name and help (what a run needs), or all listed (what `seqtool --help` needs). For
     `train`, only the task `sub` is generated (its module imports torch)."""
-    _plain_argument_help()
+    plain_argument_help()
     app = typer.Typer(
         name="seqtool",
         help=HELP,
@@ -185,24 +174,24 @@ def main() -> None:
         rv = app(standalone_mode=False)
         sys.stdout.flush()
     except SeqtoolError as e:
-        _quiet_stdout_flush()
+        quiet_stdout_flush()
         kind = "" if e.exit_code == 130 else "error: "  # an interrupt is not an error
         print(f"seqtool: {kind}{e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except (BrokenPipeError, OutputClosed):
         # The reader went away (`seqtool generate | head`): that is a normal end.
-        _silence_stdout()
+        silence_stdout()
         sys.exit(0)
     except KeyboardInterrupt:
-        _quiet_stdout_flush()
+        quiet_stdout_flush()
         print("seqtool: interrupted", file=sys.stderr)
         sys.exit(130)
-    except _click_exceptions() as e:  # evaluated only when something was raised
-        _quiet_stdout_flush()
+    except click_exceptions() as e:  # evaluated only when something was raised
+        quiet_stdout_flush()
         e.show()
         sys.exit(e.exit_code)
-    except _click_aborts() as e:  # older clicks turn Ctrl-C into Abort
-        _quiet_stdout_flush()
+    except click_aborts() as e:  # older clicks turn Ctrl-C into Abort
+        quiet_stdout_flush()
         ctrl_c = isinstance(e.__context__, KeyboardInterrupt)
         print(f"seqtool: {'interrupted' if ctrl_c else 'aborted'}", file=sys.stderr)
         sys.exit(130)
@@ -217,50 +206,3 @@ def main() -> None:
     if rv == 130:  # recent Typers turn Ctrl-C into exit 130 themselves: say so all the same
         print("seqtool: interrupted", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)
-
-
-def _click_exceptions() -> tuple[type[Exception], ...]:
-    """click's ClickException wherever this Typer keeps click. Recent Typers (0.29) bundle
-    their own copy (typer._click) and need not install click at all; older ones use the click
-    package. Found three ways, so no release's layout is relied on alone: through the public
-    typer.BadParameter (a ClickException of whichever click Typer uses), the bundled module,
-    and the click package when it is installed."""
-    found = [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
-    try:
-        from typer._click.exceptions import ClickException as Bundled  # type: ignore
-
-        found.append(Bundled)
-    except ImportError:
-        pass
-    try:
-        from click.exceptions import ClickException
-
-        found.append(ClickException)
-    except ImportError:
-        pass
-    return tuple(dict.fromkeys(found))
-
-
-def _click_aborts() -> tuple[type[BaseException], ...]:
-    """Abort: Typer's own class in recent releases, click's in older ones (typer.Abort is
-    whichever the installed Typer raises); click's too when click is installed."""
-    found: list[type[BaseException]] = [typer.Abort]
-    try:
-        from click.exceptions import Abort
-
-        found.append(Abort)
-    except ImportError:
-        pass
-    return tuple(dict.fromkeys(found))
-
-
-def _quiet_stdout_flush() -> None:
-    try:
-        sys.stdout.flush()
-    except (BrokenPipeError, OutputClosed):
-        _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
