@@ -77,6 +77,35 @@ def bleu_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[flo
     )
 
 
+def ud_scores(gold: str | Any, system: str) -> dict[str, dict[str, float]]:
+    """The official CoNLL 2018 UD evaluation (udtools' udeval) of system CoNLL-U text against
+    a gold CoNLL-U file (a path, or an open text stream): per metric (Tokens, Sentences,
+    Words, UPOS, ...) precision, recall, F1 and the gold count."""
+    import io
+
+    try:
+        from udtools import udeval
+    except ImportError:
+        from seqtool.errors import SeqtoolError
+
+        raise SeqtoolError("scoring CoNLL-U needs udtools' udeval: pip install udtools") from None
+    try:
+        if isinstance(gold, str):
+            gold_ud = udeval.load_conllu_file(gold)
+        else:
+            gold_ud = udeval.load_conllu(gold, getattr(gold, "name", "gold"), {})
+        system_ud = udeval.load_conllu(io.StringIO(system), "system", {})
+        scores = udeval.evaluate(gold_ud, system_ud)
+    except udeval.UDError as e:
+        from seqtool.errors import SeqtoolError
+
+        raise SeqtoolError(f"udeval: {e}") from None
+    return {
+        k: {"precision": s.precision, "recall": s.recall, "f1": s.f1, "support": s.gold_total}
+        for k, s in scores.items()
+    }
+
+
 # -- tables for `seqtool eval` -----------------------------------------------------------------
 
 

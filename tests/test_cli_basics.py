@@ -41,7 +41,7 @@ def test_completion_builds_only_the_command_being_typed():
         assert p.returncode == 0, p.stderr
         return p.stdout.split()
 
-    assert complete("seqtool train ") == ["lm", "classifier", "tagger", "translator"]
+    assert complete("seqtool train ") == ["lm", "classifier", "tagger", "translator", "segmenter"]
     assert complete("seqtool train lm --hid") == ["--hidden"]
     assert "--beam" in complete("seqtool translate --")
 

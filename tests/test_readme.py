@@ -121,7 +121,7 @@ def test_readme_has_a_tour_and_an_example_per_task():
     tour = runnable("tour")
     assert len(tour) == 1 and len(tour[0][1]) >= 5
     text = "\n".join(c for _, cmds in runnable("example") + tour for c in cmds)
-    for task in ("lm", "classifier", "tagger", "translator"):
+    for task in ("lm", "classifier", "tagger", "translator", "segmenter"):
         assert f"seqtool train {task} corpora/" in text, task
     for verb in ("generate", "classify", "tag", "translate", "eval", "tokenize", "inspect"):
         assert f"seqtool {verb} " in text, verb

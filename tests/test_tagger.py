@@ -294,19 +294,23 @@ def test_very_long_sentence_is_tagged(model):
 
 
 def test_tag_default_tsv_jsonl(model_path):
+    # --pretokenized: words split at spaces only (the default before the segmenter, issue 17)
     text = "The old man the boats .\n\nA dog runs\n"
-    r = invoke(["tag", "-m", str(model_path)], input=text)
+    r = invoke(["tag", "-m", str(model_path), "--pretokenized"], input=text)
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert len(lines) == 3 and lines[1] == ""  # one output line per input line
     assert [p.rsplit("/", 1)[0] for p in lines[0].split()] == text.split("\n")[0].split()
-    r = invoke(["tag", "-m", str(model_path), "--format", "tsv"], input="A dog runs\n")
+    r = invoke(
+        ["tag", "-m", str(model_path), "--format", "tsv", "--pretokenized"], input="A dog runs\n"
+    )
     rows = r.stdout.split("\n")
     assert [x.split("\t")[0] for x in rows[:3]] == ["A", "dog", "runs"] and rows[3] == ""
-    args = ["tag", "-m", str(model_path), "--format", "jsonl", "--tokenize"]
-    r = invoke(args, input="I can't.\n")
-    obj = json.loads(r.stdout)
-    assert obj["words"] == ["I", "ca", "n't", "."] and len(obj["tags"]) == 4
+    # the default (and --tokenize, its old name): words by the shipped segmenter
+    for extra in ([], ["--tokenize"]):
+        args = ["tag", "-m", str(model_path), "--format", "jsonl", *extra]
+        obj = json.loads(invoke(args, input="I can't.\n").stdout)
+        assert obj["words"] == ["I", "ca", "n't", "."] and len(obj["tags"]) == 4
 
 
 def test_tag_conllu_in_and_out_keeps_other_columns(model_path, tmp_path):
@@ -328,7 +332,8 @@ def test_tag_conllu_in_and_out_keeps_other_columns(model_path, tmp_path):
     tagged = list(read_conllu_file(str(out)))
     assert [s.words for s in tagged] == [s.words for s in read_conllu_file(str(SAMPLE))]
     # text in, conllu out: a valid file the reader takes back
-    r = invoke(["tag", "-m", str(model_path), "--format", "conllu"], input="A cat .\n")
+    args = ["tag", "-m", str(model_path), "--format", "conllu", "--pretokenized"]
+    r = invoke(args, input="A cat .\n")
     (s,) = read_conllu(r.stdout.splitlines())
     assert s.words == ["A", "cat", "."] and all(s.tags)
 

@@ -27,6 +27,7 @@ SETUPS = {
         "a fine film",
     ),
     "tagger": ({"files": [str(C / "pos-sample.conllu")]}, C / "pos-sample.conllu", "the cat sat"),
+    "segmenter": ({"files": [str(C / "pos-sample.conllu")]}, C / "pos-sample.conllu", "I don't."),
     "translator": (
         {"files": [str(C / "translation-sample.tsv")], "tokenizer": "char"},
         C / "translation-sample.tsv",

@@ -60,7 +60,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "tokenize": (
         "tokenize",
         "app",
-        "Train char/sentencepiece tokenizers; encode and decode lines.",
+        "Tokenizers (train, encode, decode); split raw text into words or sentences.",
     ),
     "inspect": (
         "inspect",

@@ -108,3 +108,10 @@ def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
 
 def check_encoding_errors(value: str) -> None:
     check_choice("--encoding-errors", value, ENCODING_ERRORS)
+
+
+def load_segmenter(path: str | None, command: str) -> Any:
+    """The segmenter a command splits raw text with: `path`, or the shipped English one."""
+    from seqtool import api, paths
+
+    return api.load(path or str(paths.default_model("segmenter")), "segmenter", command)

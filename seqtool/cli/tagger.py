@@ -17,6 +17,7 @@ from seqtool.cli._common import (
     check_encoding_errors,
     format_option,
     input_argument,
+    load_segmenter,
     model_option,
     stdin_is_terminal,
     write,
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
     from seqtool.data.conllu import Sentence
 
 FORMATS = ("default", "tsv", "conllu", "jsonl")
-IN_FORMATS = ("auto", "text", "conllu")
+IN_FORMATS = ("auto", "text", "raw", "conllu")
 CHUNK_TOKENS = 8192  # a batch also closes at this many words (long sentences, bounded memory)
+CHUNK_CHARS = 65536  # ... or, for the segmenter, at this many characters
 
 
 def tag(
@@ -39,7 +41,8 @@ def tag(
         str,
         format_option(
             "auto (a .conllu file is CoNLL-U; others and stdin: text) | text (one "
-            "sentence per line) | conllu.",
+            "sentence per line) | raw (running text, each line a paragraph: sentences are "
+            "split too) | conllu.",
             "--input-format",
         ),
     ] = "auto",
@@ -50,11 +53,25 @@ def tag(
             "| conllu | jsonl."
         ),
     ] = "default",
+    pretokenized: Annotated[
+        bool,
+        typer.Option(
+            "--pretokenized",
+            help="text input: the words are already split by spaces (no segmenter).",
+        ),
+    ] = False,
+    segmenter: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL",
+            help="Segmenter that splits text into words and sentences (default: shipped English).",
+        ),
+    ] = None,
     tokenize: Annotated[
         bool,
         typer.Option(
             "--tokenize",
-            help="text input: split punctuation and clitics off words (default: whitespace).",
+            help="The default for text input, kept for older scripts: words by the segmenter.",
         ),
     ] = False,
     batch_size: Annotated[
@@ -70,20 +87,24 @@ def tag(
 ) -> None:
     """Tag words with parts of speech; output streams in input order.
 
+    Text is split into words (`don't` -> do n't) by the learnt segmenter; --pretokenized
+    takes the spaces as word boundaries instead. CoNLL-U output from text carries `# text`,
+    multiword ranges and SpaceAfter=No, and a flat tree (word 1 the root): there is no parser.
+
     Examples:
 
-      echo "The old man the boats ." | seqtool tag
+      echo "The old man the boats." | seqtool tag
 
-      seqtool tag --tokenize --format jsonl < sentences.txt
+      seqtool tag --input-format raw --format conllu < article.txt > tagged.conllu
 
-      seqtool tag --format conllu < sentences.txt > tagged.conllu
+      seqtool tag --pretokenized --format jsonl < tokenized.txt
 
       seqtool tag test.conllu --format conllu   # CoNLL-U by extension: fills the tag column
 
       cat test.conllu | seqtool tag --input-format conllu
     """
     from seqtool import api, paths
-    from seqtool.data.conllu import read_conllu, read_text_sentences
+    from seqtool.data.conllu import Sentence, read_conllu, read_text_sentences
     from seqtool.data.stream import batched, open_lines
     from seqtool.data.text import decode_lines
     from seqtool.errors import SeqtoolError
@@ -103,8 +124,14 @@ def tag(
         why = f"{path} is CoNLL-U by its extension: already tokenized"
     else:
         why = "CoNLL-U is already tokenized"
-    if tokenize and input_format == "conllu":
-        raise SeqtoolError(f"--tokenize applies to text input; {why}")
+    given = {"--pretokenized": pretokenized, "--segmenter": segmenter, "--tokenize": tokenize}
+    for flag in (f for f, v in given.items() if v):
+        if input_format == "conllu":
+            raise SeqtoolError(f"{flag} applies to text input; {why}")
+        if flag != "--pretokenized" and pretokenized:
+            raise SeqtoolError(f"{flag} and --pretokenized exclude each other")
+    if pretokenized and input_format == "raw":
+        raise SeqtoolError("--input-format raw needs the segmenter to split sentences")
     if stdin and stdin_is_terminal():
         raise SeqtoolError("no input: give a file or pipe sentences in (one per line)")
     lines = open_lines(path)  # a missing file or a directory fails here, before the model loads
@@ -112,20 +139,30 @@ def tag(
     tagger = api.load(model or str(paths.default_model("tagger")), "tagger", "tag")
     field = tagger.config.tag_field
     text = decode_lines(lines, lines.name, encoding_errors)
-    if input_format == "conllu":
-        sentences = read_conllu(text, lines.name, field)
-    else:
-        sentences = read_text_sentences(text, tokenize)
+    segment = input_format in ("text", "raw") and not pretokenized
+    splitter = load_segmenter(segmenter, "tag") if segment else None
 
     def process(chunk: list[Sentence]) -> None:
         tags = tagger.predict([s.words for s in chunk])
         write(_tagged(chunk, tags, fmt, field), flush=True)
 
+    def process_lines(chunk: list[str]) -> None:
+        groups = splitter.sentences(chunk, split=input_format == "raw")
+        process([s for g in groups for s in g or [Sentence(words=[])]])
+
     device = next(tagger.parameters()).device
     with runtime.autocast(device, precision):
         # Batches close at batch_size sentences or CHUNK_TOKENS words, as tag_stream's do;
         # a live feed that pauses gets what it has sent tagged at once.
-        batched(sentences, batch_size, process, lines, lambda s: len(s.words), CHUNK_TOKENS)
+        if segment:
+            batched(text, batch_size, process_lines, lines, len, CHUNK_CHARS)
+        else:
+            sentences = (
+                read_conllu(text, lines.name, field)
+                if input_format == "conllu"
+                else read_text_sentences(text)
+            )
+            batched(sentences, batch_size, process, lines, lambda s: len(s.words), CHUNK_TOKENS)
     lines.close()
 
 

@@ -1,4 +1,5 @@
-"""`seqtool tokenize train | encode | decode`: tokenizers as stdin/stdout filters."""
+"""`seqtool tokenize train | encode | decode`: tokenizers as stdin/stdout filters; and
+`seqtool tokenize words | sentences`: the learnt segmenter as a filter over raw text."""
 
 from __future__ import annotations
 
@@ -6,12 +7,27 @@ from typing import Annotated
 
 import typer
 
-from seqtool.cli._common import EncodingErrors, input_argument, status, write
+from seqtool.cli._common import (
+    EncodingErrors,
+    Threads,
+    batch_size_option,
+    check_encoding_errors,
+    input_argument,
+    load_segmenter,
+    model_option,
+    status,
+    stdin_is_terminal,
+    write,
+)
 
 app = typer.Typer(
-    help="Train character or sentencepiece (bpe, unigram) tokenizers; encode and decode lines.",
+    help="Train character or sentencepiece (bpe, unigram) tokenizers; encode and decode lines; "
+    "split raw text into words or sentences with the learnt segmenter.",
     no_args_is_help=True,
 )
+CHUNK_CHARS = 65536  # lines segmented together also close at this many characters
+Segmenter = Annotated[str | None, model_option("Segmenter checkpoint (default: shipped English).")]
+Lines = Annotated[int, batch_size_option("Lines segmented and written (flushed) together.")]
 
 
 @app.command("train")
@@ -122,6 +138,83 @@ def decode(
         else:
             ids = [tok.piece_to_id(_unescape(p)) for p in fields]
         write(tok.decode(ids) + "\n", flush=True)
+
+
+@app.command("words")
+def words(
+    file: Annotated[
+        str, input_argument("Sentences, one per line; - or nothing reads stdin.")
+    ] = "-",
+    model: Segmenter = None,
+    batch_size: Lines = 256,
+    threads: Threads = 1,
+    encoding_errors: EncodingErrors = "strict",
+) -> None:
+    """Split sentences (one per line) into words, space-separated.
+
+    Multiword tokens are split into their words (don't -> do n't), punctuation off words;
+    one output line per input line.
+
+    Example:
+
+      echo "I don't know, do you?" | seqtool tokenize words
+    """
+    _segment(file, model, batch_size, threads, encoding_errors, split=False)
+
+
+@app.command("sentences")
+def sentences(
+    file: Annotated[
+        str, input_argument("Running text, each line a paragraph; - reads stdin.")
+    ] = "-",
+    model: Segmenter = None,
+    batch_size: Lines = 256,
+    threads: Threads = 1,
+    encoding_errors: EncodingErrors = "strict",
+) -> None:
+    """Split running text (a paragraph per line) into sentences, one per line.
+
+    Sentences are written as they are in the text. An empty line stays an empty line, so
+    blank-line paragraph breaks are kept.
+
+    Example:
+
+      seqtool tokenize sentences article.txt | seqtool tokenize words
+    """
+    _segment(file, model, batch_size, threads, encoding_errors, split=True)
+
+
+def _segment(
+    file: str, model: str | None, batch_size: int, threads: int, errors: str, split: bool
+) -> None:
+    """The segmenter over the lines of a file or stdin, output flushed batch by batch."""
+    from seqtool.data.stream import batched, open_lines
+    from seqtool.data.text import decode_lines
+    from seqtool.errors import SeqtoolError
+    from seqtool.training import runtime
+
+    check_encoding_errors(errors)
+    if batch_size < 1:
+        raise SeqtoolError("--batch-size must be >= 1")
+    if file == "-" and stdin_is_terminal():
+        raise SeqtoolError("no input: give a file or pipe text in")
+    lines = open_lines(file)  # a missing file or a directory fails before the model loads
+    runtime.set_threads(threads)
+    segmenter = load_segmenter(model, "tokenize")
+
+    def process(chunk: list[str]) -> None:
+        out = []
+        for text, sents in zip(chunk, segmenter.segment(chunk, split), strict=True):
+            if not sents:
+                out.append("\n")
+            elif split:
+                out += [text[s[0].start : s[-1].end] + "\n" for s in sents]
+            else:
+                out.append(" ".join(w for s in sents for t in s for w in t.words) + "\n")
+        write("".join(out), flush=True)
+
+    batched(decode_lines(lines, lines.name, errors), batch_size, process, lines, len, CHUNK_CHARS)
+    lines.close()
 
 
 # Pieces are space-separated on a line, so a piece holding a space, newline, tab or

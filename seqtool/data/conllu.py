@@ -28,6 +28,9 @@ class Sentence:
     lines: list[str] = field(default_factory=list)  # raw lines incl. comments, ranges, empty nodes
     word_lines: list[int] = field(default_factory=list)  # index in `lines` of each word
     metadata: dict[str, str] = field(default_factory=dict)
+    # Segmented raw text: (token form, number of words in it, no space after it) per token;
+    # empty: one token per word (whitespace-split text)
+    tokens: list[tuple[str, int, bool]] = field(default_factory=list)
 
 
 def check_tag_field(tag_field: str) -> int:
@@ -153,7 +156,8 @@ def read_text_sentences(lines: Iterable[str], tokenize: bool = False) -> Iterato
 
 
 def to_conllu(s: Sentence, tags: list[str], tag_field: str = "upos") -> str:
-    """The sentence as a CoNLL-U block with `tags` in the tag column; other columns as read."""
+    """The sentence as a CoNLL-U block with `tags` in the tag column; other columns as read.
+    A sentence from text gets `# text`, the segmenter's multiword ranges and SpaceAfter=No."""
     col = TAG_FIELDS[tag_field]
     if s.lines:
         lines = list(s.lines)
@@ -162,11 +166,22 @@ def to_conllu(s: Sentence, tags: list[str], tag_field: str = "upos") -> str:
             cols[col] = tag
             lines[i] = "\t".join(cols)
         return "\n".join(lines) + "\n\n"
-    out = []
+    # Text input has no parser behind it: a flat tree (word 1 the root, every other word
+    # its dependent) makes the file valid for tools that need heads, such as udeval.
+    out = ["# newpar"] if "newpar" in s.metadata else []
     if s.metadata.get("text"):
         out.append(f"# text = {s.metadata['text']}")
-    for i, (w, t) in enumerate(zip(s.words, tags, strict=True), 1):
-        cols = [str(i), w] + ["_"] * 8
-        cols[col] = t
-        out.append("\t".join(cols))
+    layout = s.tokens or [(w, 1, False) for w in s.words]
+    i = 1
+    for form, n, no_space in layout:
+        misc = "SpaceAfter=No" if no_space else "_"
+        if n > 1:  # a multiword token: its range line carries the form and SpaceAfter
+            out.append(f"{i}-{i + n - 1}\t{form}" + "\t_" * 7 + f"\t{misc}")
+        for k in range(i, i + n):
+            cols = [str(k), s.words[k - 1]] + ["_"] * 8
+            cols[col] = tags[k - 1]
+            cols[6], cols[7] = ("0", "root") if k == 1 else ("1", "dep")
+            cols[9] = misc if n == 1 else "_"
+            out.append("\t".join(cols))
+        i += n
     return "\n".join(out) + "\n\n"

@@ -18,6 +18,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "classifier": ("seqtool.tasks.classifier:Classifier", "Train a text classifier (bidirectional LSTM by default) on labelled CSV/TSV/JSONL."),
     "tagger": ("seqtool.tasks.tagger:Tagger", "Train a part-of-speech tagger on CoNLL-U (UPOS by default)."),
     "translator": ("seqtool.tasks.translator:Translator", "Train an encoder-decoder translator (bidirectional encoder, attention decoder)."),
+    "segmenter": ("seqtool.tasks.segmenter:Segmenter", "Train a tokenizer and sentence splitter (a character tagger) on CoNLL-U."),
 }  # fmt: skip
 
 
