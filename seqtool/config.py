@@ -28,13 +28,17 @@ def opt(
     cli: bool = True,
     argument: bool = False,
     factory: Any = MISSING,
+    metavar: str | None = None,
+    show_default: bool = True,
 ) -> Any:
     """A dataclass field that is also a command-line option.
 
     flags: the option's declarations when not `--field-name` (e.g. ("--output", "-o"), or
     ("--lowercase",) for a flag with no --no- form); cli=False: not an option (derived or
-    internal); argument=True: a positional argument."""
-    meta = {"help": help, "flags": flags, "cli": cli, "argument": argument}
+    internal); argument=True: a positional argument; metavar: the value's name in --help
+    (default: from the field's name and type); show_default=False: --help does not print it."""
+    meta = {"help": help, "flags": flags, "cli": cli, "argument": argument, "metavar": metavar}
+    meta["show_default"] = show_default
     if factory is not MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)

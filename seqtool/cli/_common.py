@@ -7,57 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from seqtool.data.text import ENCODING_ERRORS
 from seqtool.errors import SeqtoolError
-
-# Options several commands share, declared once (each command sets its own default). A
-# metavar on each: Typer would otherwise show the Python type (`<int>`, `<str>`) in --help.
-Threads = Annotated[int, typer.Option(metavar="N", help="CPU threads (0: torch's default).")]
-Precision = Annotated[
-    str,
-    typer.Option(
-        metavar="fp32|bf16", help="bf16 runs under autocast: ~1.6x faster on CPUs with native bf16."
-    ),
-]
-
-
-def model_option(help_: str) -> Any:
-    """The -m/--model option: which checkpoint a command runs (each says its default)."""
-    return typer.Option("--model", "-m", metavar="MODEL", help=help_)
-
-
-def format_option(help_: str, flag: str = "--format") -> Any:
-    """--format (or --input-format): one of a command's named formats."""
-    return typer.Option(flag, metavar="FORMAT", help=help_)
-
-
-def batch_size_option(help_: str) -> Any:
-    """-b/--batch-size: the throughput knob of a command that reads a stream."""
-    return typer.Option("--batch-size", "-b", metavar="N", help=help_)
-
-
-def input_argument(help_: str) -> Any:
-    """The input file argument of a command that reads a file or stdin."""
-    return typer.Argument(metavar="FILE", help=help_, show_default=False)
-
-
-Output = Annotated[
-    str | None,
-    typer.Option(
-        "--output",
-        "-o",
-        metavar="FILE",
-        help="Write to this file (atomically) instead of stdout.",
-    ),
-]
-EncodingErrors = Annotated[
-    str,
-    typer.Option(metavar="MODE", help="strict | replace | ignore: bytes that are not UTF-8."),
-]
 
 _console = None
 

@@ -5,24 +5,15 @@ table), tables opened and checked on their first record, records read in rounds.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from seqtool.cli._common import format_option
 from seqtool.errors import SeqtoolError
 
 if TYPE_CHECKING:
     from seqtool.data.stream import Lines
 
 IN_FORMATS = ("auto", "text", "csv", "tsv", "jsonl")
-# --input-format of classify and pseudo-label
-InputFormat = Annotated[
-    str,
-    format_option(
-        "auto (by extension; stdin: text, or with a table option CSV/TSV/JSONL as its first "
-        "line says) | text | csv | tsv | jsonl.",
-        "--input-format",
-    ),
-]
+
 TABLE = "table"  # stdin that must be a table: CSV, TSV or JSONL as its first line says
 
 

@@ -7,23 +7,14 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from seqtool.cli._common import (
-    EncodingErrors,
-    Output,
-    Precision,
-    Threads,
-    batch_size_option,
-    check_encoding_errors,
-    format_option,
-    input_argument,
-    model_option,
-    status,
-)
-from seqtool.cli._tables import InputFormat, check_run_options, open_records, open_table
+from seqtool.cli import fields
+from seqtool.cli._common import check_encoding_errors, status
+from seqtool.cli._tables import check_run_options, open_records, open_table
+from seqtool.cli.options import run_command
+from seqtool.config import opt
 from seqtool.errors import SeqtoolError
 
 if TYPE_CHECKING:
@@ -32,41 +23,36 @@ if TYPE_CHECKING:
 OUT_FORMATS = ("auto", "text", "csv", "tsv", "jsonl")
 
 
-def classify(
-    input: Annotated[
-        str | None,
-        input_argument(
-            "Text lines, or a CSV/TSV/JSONL file (by extension); - or none reads stdin (a "
-            "table when --text-column or --format csv|tsv is given)."
-        ),
-    ] = None,
-    model: Annotated[
-        str | None, model_option("Classifier checkpoint (default: the shipped sentiment model).")
-    ] = None,
-    fmt: Annotated[
-        str,
-        format_option(
-            "auto (as the input: text lines get label<TAB>score) | text | csv | tsv | "
-            "jsonl (all class probabilities)."
-        ),
-    ] = "auto",
-    input_format: InputFormat = "auto",
-    text_column: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            help="Column/key with the text (default: the model's, usually 'text'); tables only.",
-        ),
-    ] = None,
-    output: Output = None,
-    batch_size: Annotated[
-        int,
-        batch_size_option("Texts per forward pass (a live feed is answered as soon as it pauses)."),
-    ] = 256,
-    threads: Threads = 1,
-    precision: Precision = "fp32",
-    encoding_errors: EncodingErrors = "strict",
-) -> None:
+@dataclass(frozen=True)
+class ClassifyOptions:
+    input: str | None = fields.table_file(
+        "Text lines, or a CSV/TSV/JSONL file (by extension)", "--text-column or --format csv|tsv"
+    )
+    model: str | None = fields.model(
+        "Classifier checkpoint (default: the shipped sentiment model)."
+    )
+    fmt: str = fields.fmt(
+        "auto",
+        "auto (as the input: text lines get label<TAB>score) | text | csv | tsv | jsonl (all "
+        "class probabilities).",
+    )
+    input_format: str = fields.table_input_format()
+    text_column: str | None = opt(
+        None,
+        "Column/key with the text (default: the model's, usually 'text'); tables only.",
+        metavar="NAME",
+    )
+    output: str | None = fields.output()
+    batch_size: int = fields.batch_size(
+        256, "Texts per forward pass (a live feed is answered as soon as it pauses)."
+    )
+    threads: int = fields.threads()
+    precision: str = fields.precision()
+    encoding_errors: str = fields.encoding_errors()
+
+
+@run_command(ClassifyOptions)
+def classify(o: ClassifyOptions) -> None:
     """Label texts with a classifier, streamed in batches (bounded memory on any input size).
 
     CSV/TSV in: the same table out with `label` and `score` (probability of the chosen label)
@@ -91,35 +77,37 @@ def classify(
     from seqtool.data.atomic import open_output
     from seqtool.training import runtime
 
-    if fmt not in OUT_FORMATS:
-        raise SeqtoolError(f"--format must be one of {', '.join(OUT_FORMATS)}, not {fmt!r}")
-    check_encoding_errors(encoding_errors)
+    if o.fmt not in OUT_FORMATS:
+        raise SeqtoolError(f"--format must be one of {', '.join(OUT_FORMATS)}, not {o.fmt!r}")
+    check_encoding_errors(o.encoding_errors)
     # Options only a table can use make stdin a table (its format sniffed from the first line).
     table_option = None
-    if text_column is not None:
+    if o.text_column is not None:
         table_option = "--text-column"
-    elif fmt in ("csv", "tsv"):
-        table_option = f"--format {fmt}"
-    input_format = check_run_options(input, input_format, batch_size, precision, table_option)
-    lines, input_format, sniffed = open_records(input, input_format)
-    out_fmt = fmt
+    elif o.fmt in ("csv", "tsv"):
+        table_option = f"--format {o.fmt}"
+    input_format = check_run_options(
+        o.input, o.input_format, o.batch_size, o.precision, table_option
+    )
+    lines, input_format, sniffed = open_records(o.input, input_format)
+    out_fmt = o.fmt
     if out_fmt == "auto":
         out_fmt = {"text": "text", "csv": "csv", "tsv": "tsv", "jsonl": "jsonl"}[input_format]
     if out_fmt in ("csv", "tsv") and input_format not in ("csv", "tsv"):
         raise SeqtoolError(
             f"--format {out_fmt} needs CSV/TSV input; use text or jsonl for {input_format} input"
         )
-    runtime.set_threads(threads)
-    clf = api.load(model or str(paths.default_model("classifier")), "classifier", "classify")
-    col = text_column or clf.text_column
+    runtime.set_threads(o.threads)
+    clf = api.load(o.model or str(paths.default_model("classifier")), "classifier", "classify")
+    col = o.text_column or clf.text_column
     device = next(clf.parameters()).device
-    with open_output(output, newline="") as out, runtime.autocast(device, precision):
+    with open_output(o.output, newline="") as out, runtime.autocast(device, o.precision):
         _classify_stream(
-            clf, lines, input_format, out_fmt, col, batch_size, encoding_errors, out, sniffed
+            clf, lines, input_format, out_fmt, col, o.batch_size, o.encoding_errors, out, sniffed
         )
     lines.close()
-    if output:
-        status(f"wrote {output}")
+    if o.output:
+        status(f"wrote {o.output}")
 
 
 def _classify_stream(

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
-import typer
-
-from seqtool.cli._common import EncodingErrors, OutputClosed, Threads, format_option, write
+from seqtool.cli import fields
+from seqtool.cli._common import OutputClosed, write
+from seqtool.cli.options import run_command
+from seqtool.config import opt
 
 _UNBOUNDED = 10_000  # what a renderable that fills any width measures at most
 
@@ -49,36 +51,29 @@ def print_results(*items: Any) -> None:
         console.print(item)
 
 
-def eval_command(
-    model: Annotated[
-        str, typer.Argument(metavar="MODEL", help="A seqtool checkpoint (.safetensors).")
-    ],
-    data: Annotated[
-        str,
-        typer.Argument(metavar="FILE", help="Evaluation data in the task's format; - reads stdin."),
-    ],
-    fmt: Annotated[
-        str,
-        format_option("table (for people) | json (one object, for machines); both on stdout."),
-    ] = "table",
-    threads: Threads = 0,
-    encoding_errors: EncodingErrors = "strict",
-    text_column: Annotated[
-        str | None,
-        typer.Option(metavar="COLUMN", help="classifier: text column (default: as trained)."),
-    ] = None,
-    label_column: Annotated[
-        str | None,
-        typer.Option(metavar="COLUMN", help="classifier: label column (default: as trained)."),
-    ] = None,
-    tag_field: Annotated[
-        str | None,
-        typer.Option(metavar="FIELD", help="tagger: upos | xpos (default: as trained)."),
-    ] = None,
-    beam: Annotated[
-        int | None, typer.Option(metavar="N", help="translator: beam size (default: 5).")
-    ] = None,
-) -> None:
+@dataclass(frozen=True)
+class EvalOptions:
+    model: str = opt(help="A seqtool checkpoint (.safetensors).", argument=True, metavar="MODEL")
+    data: str = opt(
+        help="Evaluation data in the task's format; - reads stdin.", argument=True, metavar="FILE"
+    )
+    fmt: str = fields.fmt(
+        "table", "table (for people) | json (one object, for machines); both on stdout."
+    )
+    threads: int = fields.threads(0)
+    encoding_errors: str = fields.encoding_errors()
+    text_column: str | None = opt(
+        None, "classifier: text column (default: as trained).", metavar="COLUMN"
+    )
+    label_column: str | None = opt(
+        None, "classifier: label column (default: as trained).", metavar="COLUMN"
+    )
+    tag_field: str | None = opt(None, "tagger: upos | xpos (default: as trained).", metavar="FIELD")
+    beam: int | None = opt(None, "translator: beam size (default: 5).", metavar="N")
+
+
+@run_command(EvalOptions)
+def eval_command(o: EvalOptions) -> None:
     """Evaluate a checkpoint on held-out data with its task's metric.
 
     lm: nats/char, bits/char and perplexity (carried-state, every character predicted
@@ -95,19 +90,17 @@ def eval_command(
     from seqtool import api
     from seqtool.errors import SeqtoolError
 
-    if fmt not in ("table", "json"):
-        raise SeqtoolError(f"--format must be table or json, not {fmt!r}")
+    if o.fmt not in ("table", "json"):
+        raise SeqtoolError(f"--format must be table or json, not {o.fmt!r}")
     task_options = {
-        k: v
-        for k, v in dict(
-            text_column=text_column, label_column=label_column, tag_field=tag_field, beam=beam
-        ).items()
-        if v is not None
+        k: getattr(o, k)
+        for k in ("text_column", "label_column", "tag_field", "beam")
+        if getattr(o, k) is not None
     }
     metrics = api.evaluate(
-        model, data, threads=threads, encoding_errors=encoding_errors, **task_options
+        o.model, o.data, threads=o.threads, encoding_errors=o.encoding_errors, **task_options
     )
-    if fmt == "json":
+    if o.fmt == "json":
         write(json.dumps(metrics) + "\n", flush=True)
         return
     from rich.table import Table
@@ -120,4 +113,4 @@ def eval_command(
             table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     # The paths head the table on a line of their own; tasks may add their own tables
     # (per-class scores, confusion matrix) from the metrics.
-    print_results(f"{model} on {data}", table, *api.report(model, metrics))
+    print_results(f"{o.model} on {o.data}", table, *api.report(o.model, metrics))

@@ -5,57 +5,39 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from dataclasses import dataclass
 
-import typer
+from seqtool.cli import fields
+from seqtool.cli._common import err_console, write
+from seqtool.cli.options import run_command
+from seqtool.config import opt
 
-from seqtool.cli._common import err_console, model_option, write
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    prompt: str = opt(
+        "", "Text to start from (printed first).", flags=("--prompt", "-p"), metavar="TEXT"
+    )
+    model: str | None = fields.model(
+        "Language-model checkpoint (default: the shipped Shakespeare model)."
+    )
+    length: int = opt(500, "Tokens (characters) to generate.", flags=("--length", "-n"))
+    temperature: float = opt(
+        1.0, "Sampling temperature; 0 is greedy.", flags=("--temperature", "-t"), metavar="T"
+    )
+    top_k: int = opt(0, "Sample among the k most likely tokens (0: all).", metavar="K")
+    top_p: float = opt(
+        1.0, "Nucleus sampling: smallest set with this probability mass.", metavar="P"
+    )
+    seed: int | None = opt(None, "Random seed for reproducible samples.", metavar="N")
+    num_samples: int = opt(1, "Independent samples to draw.", flags=("--num-samples", "-k"))
+    fmt: str = fields.fmt("text", "text (streamed) | jsonl (one object per sample).")
+    threads: int = fields.threads(1, "CPU threads (1 is fastest for batch-1 generation).")
+    stats: bool = opt(False, "Print characters/second on stderr.", flags=("--stats",))
 
 
-def generate(
-    prompt: Annotated[
-        str,
-        typer.Option("--prompt", "-p", metavar="TEXT", help="Text to start from (printed first)."),
-    ] = "",
-    model: Annotated[
-        str | None,
-        model_option("Language-model checkpoint (default: the shipped Shakespeare model)."),
-    ] = None,
-    length: Annotated[
-        int, typer.Option("--length", "-n", metavar="N", help="Tokens (characters) to generate.")
-    ] = 500,
-    temperature: Annotated[
-        float,
-        typer.Option("--temperature", "-t", metavar="T", help="Sampling temperature; 0 is greedy."),
-    ] = 1.0,
-    top_k: Annotated[
-        int, typer.Option(metavar="K", help="Sample among the k most likely tokens (0: all).")
-    ] = 0,
-    top_p: Annotated[
-        float,
-        typer.Option(
-            metavar="P", help="Nucleus sampling: smallest set with this probability mass."
-        ),
-    ] = 1.0,
-    seed: Annotated[
-        int | None, typer.Option(metavar="N", help="Random seed for reproducible samples.")
-    ] = None,
-    num_samples: Annotated[
-        int, typer.Option("--num-samples", "-k", metavar="N", help="Independent samples to draw.")
-    ] = 1,
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format", metavar="FORMAT", help="text (streamed) | jsonl (one object per sample)."
-        ),
-    ] = "text",
-    threads: Annotated[
-        int, typer.Option(metavar="N", help="CPU threads (1 is fastest for batch-1 generation).")
-    ] = 1,
-    stats: Annotated[
-        bool, typer.Option("--stats", help="Print characters/second on stderr.")
-    ] = False,
-) -> None:
+@run_command(GenerateOptions)
+def generate(o: GenerateOptions) -> None:
     """Generate text from a language model, streamed as it is sampled.
 
     Examples:
@@ -72,29 +54,29 @@ def generate(
     from seqtool.errors import SeqtoolError
     from seqtool.training import runtime
 
-    if fmt not in ("text", "jsonl"):
-        raise SeqtoolError(f"--format must be text or jsonl, not {fmt!r}")
-    if length < 0 or num_samples < 1:
+    if o.fmt not in ("text", "jsonl"):
+        raise SeqtoolError(f"--format must be text or jsonl, not {o.fmt!r}")
+    if o.length < 0 or o.num_samples < 1:
         raise SeqtoolError("--length must be >= 0 and --num-samples >= 1")
-    runtime.set_threads(threads)
-    path = model or str(paths.default_model("lm"))
+    runtime.set_threads(o.threads)
+    path = o.model or str(paths.default_model("lm"))
     lm = api.load(path, "lm", "generate")
-    lm.check_prompt(prompt)
+    lm.check_prompt(o.prompt)
     produced, t0 = 0, time.perf_counter()
-    for k in range(num_samples):
-        s = None if seed is None else seed + k
-        pieces = api.generate(lm, prompt, length, temperature, top_k, top_p, s)
-        if fmt == "jsonl":
+    for k in range(o.num_samples):
+        s = None if o.seed is None else o.seed + k
+        pieces = api.generate(lm, o.prompt, o.length, o.temperature, o.top_k, o.top_p, s)
+        if o.fmt == "jsonl":
             text = "".join(pieces)
             produced += len(text)
             write(
-                json.dumps({"sample": k, "prompt": prompt, "text": prompt + text}) + "\n",
+                json.dumps({"sample": k, "prompt": o.prompt, "text": o.prompt + text}) + "\n",
                 flush=True,
             )
             continue
         if k > 0:
             write("\n\n")
-        write(prompt, flush=True)
+        write(o.prompt, flush=True)
         buf: list[str] = []
         for piece in pieces:
             buf.append(piece)
@@ -103,7 +85,7 @@ def generate(
                 write("".join(buf), flush=True)
                 buf.clear()
         write("".join(buf) + "\n", flush=True)
-    if stats:
+    if o.stats:
         dt = time.perf_counter() - t0
         err_console().print(
             f"{produced} chars in {dt:.2f} s: {produced / max(dt, 1e-9):,.0f} chars/s"

@@ -69,13 +69,14 @@ def _option(name: str, tp: Any, meta: Any, default: Any) -> inspect.Parameter:
     help_ = meta.get("help", "")
     metavar = meta.get("metavar") or _metavar(name, tp)
     if meta.get("argument"):
-        decl = typer.Argument(help=help_, metavar=metavar)
+        decl = typer.Argument(help=help_, metavar=metavar, show_default=False)
     else:
         flags = meta.get("flags") or ()
         if not flags:
             flag = "--" + name.replace("_", "-")
             flags = (f"{flag}/--no-{flag[2:]}",) if tp is bool else (flag,)
-        decl = typer.Option(*flags, help=help_, metavar=metavar)
+        show = meta.get("show_default", True)
+        decl = typer.Option(*flags, help=help_, metavar=metavar, show_default=show)
     kind = inspect.Parameter.KEYWORD_ONLY
     default = inspect.Parameter.empty if default is MISSING else default
     return inspect.Parameter(name, kind, default=default, annotation=Annotated[tp, decl])
@@ -169,6 +170,27 @@ def train_command(task_cls: Any) -> Any:
     command.__doc__ = task_cls.options_class.__doc__
     command.__name__ = f"train_{task_cls.task}"
     return command
+
+
+def run_command(options_class: type) -> Any:
+    """Decorator: a command whose options are the fields of the dataclass `options_class` (each
+    declared once, with its help in the field's metadata, as `train TASK`'s are). The function
+    takes one instance of it; its docstring is the command's help."""
+
+    def wrap(fn: Any) -> Any:
+        params = [_option(*f) for f in _fields(options_class)]
+        params.sort(key=lambda p: not _is_argument(p))  # Typer reads arguments first
+
+        def command(**kwargs: Any) -> None:
+            fn(options_class(**kwargs))
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__doc__ = fn.__doc__
+        command.__name__ = fn.__name__
+        command.__module__ = fn.__module__
+        return command
+
+    return wrap
 
 
 def _plain(name: str, tp: Any, default: Any, decl: Any) -> inspect.Parameter:

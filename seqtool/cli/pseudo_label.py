@@ -6,91 +6,71 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
-import typer
-
-from seqtool.cli._common import Output, Precision, Threads, input_argument, status
-from seqtool.cli._tables import InputFormat, check_run_options, chunks, open_records, open_table
+from seqtool.cli import fields
+from seqtool.cli._common import status
+from seqtool.cli._tables import check_run_options, chunks, open_records, open_table
+from seqtool.cli.options import run_command
+from seqtool.config import opt
 from seqtool.errors import SeqtoolError
 
 
-def pseudo_label(
-    input: Annotated[
-        str | None,
-        input_argument(
-            "Documents: a CSV/TSV/JSONL table (by extension) or text lines; - or none reads "
-            "stdin (a table when --text-column or --label-column is given)."
-        ),
-    ] = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model",
-            "-m",
-            metavar="MODEL",
-            help="The teacher classifier (default: the shipped sentiment model); repeat for an "
-            "ensemble whose class probabilities are averaged.",
-        ),
-    ] = None,
-    output: Output = None,
-    min_score: Annotated[
-        float,
-        typer.Option(
-            metavar="P", help="Keep units the teacher labels with at least this probability."
-        ),
-    ] = 0.9,
-    sentences: Annotated[
-        bool,
-        typer.Option(
-            "--sentences/--whole", help="Cut each document into sentences, or label it whole."
-        ),
-    ] = True,
-    min_words: Annotated[int, typer.Option(metavar="N", help="Drop units of fewer words.")] = 4,
-    max_words: Annotated[
-        int, typer.Option(metavar="N", help="Drop units of more words (0: no limit).")
-    ] = 60,
-    text_column: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME", help="Column/key with the document text (tables; default: text)."
-        ),
-    ] = None,
-    label_column: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            help="Column/key with the document's label: a unit is kept only where the teacher "
-            "agrees with it (default: 'label' when the table has it; none for text lines).",
-        ),
-    ] = None,
-    veto: Annotated[
-        bool | None,
-        typer.Option(
-            "--veto/--no-veto",
-            help="Drop units whose teacher label differs from their document's label, or keep "
-            "them with the teacher's label (for distillation: all units with the teacher's "
-            "scores, `--no-veto --min-score 0`, then `train classifier --score-column score`). "
-            "Needs document labels.  [default: veto]",
-            show_default=False,
-        ),
-    ] = None,
-    normalize: Annotated[
-        bool,
-        typer.Option(
-            "--normalize",
-            help="Write units with punctuation and clitics split off (don't -> do n't), as "
-            "PTB-tokenized corpora such as SST-2 are.",
-        ),
-    ] = False,
-    lowercase: Annotated[bool, typer.Option("--lowercase", help="Write units lowercased.")] = False,
-    input_format: InputFormat = "auto",
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", metavar="N", help="Units per forward pass.")
-    ] = 256,
-    threads: Threads = 1,
-    precision: Precision = "fp32",
-) -> None:
+@dataclass(frozen=True)
+class PseudoLabelOptions:
+    input: str | None = fields.table_file(
+        "Documents: a CSV/TSV/JSONL table (by extension) or text lines",
+        "--text-column or --label-column",
+    )
+    model: list[str] | None = fields.model(
+        "The teacher classifier (default: the shipped sentiment model); repeat for an ensemble "
+        "whose class probabilities are averaged."
+    )
+    output: str | None = fields.output()
+    min_score: float = opt(
+        0.9, "Keep units the teacher labels with at least this probability.", metavar="P"
+    )
+    sentences: bool = opt(
+        True,
+        "Cut each document into sentences, or label it whole.",
+        flags=("--sentences/--whole",),
+    )
+    min_words: int = opt(4, "Drop units of fewer words.")
+    max_words: int = opt(60, "Drop units of more words (0: no limit).")
+    text_column: str | None = opt(
+        None, "Column/key with the document text (tables; default: text).", metavar="NAME"
+    )
+    label_column: str | None = opt(
+        None,
+        "Column/key with the document's label: a unit is kept only where the teacher agrees "
+        "with it (default: 'label' when the table has it; none for text lines).",
+        metavar="NAME",
+    )
+    veto: bool | None = opt(
+        None,
+        "Drop units whose teacher label differs from their document's label, or keep them "
+        "with the teacher's label (for distillation: all units with the teacher's scores, "
+        "`--no-veto --min-score 0`, then `train classifier --score-column score`). Needs "
+        "document labels.  [default: veto]",
+        flags=("--veto/--no-veto",),
+        show_default=False,
+    )
+    normalize: bool = opt(
+        False,
+        "Write units with punctuation and clitics split off (don't -> do n't), as "
+        "PTB-tokenized corpora such as SST-2 are.",
+        flags=("--normalize",),
+    )
+    lowercase: bool = opt(False, "Write units lowercased.", flags=("--lowercase",))
+    input_format: str = fields.table_input_format()
+    batch_size: int = fields.batch_size(256, "Units per forward pass.")
+    threads: int = fields.threads()
+    precision: str = fields.precision()
+
+
+@run_command(PseudoLabelOptions)
+def pseudo_label(o: PseudoLabelOptions) -> None:
     """Sentence-level training data from labelled documents, labelled by a teacher model.
 
     Each document is cut into sentences; the teacher labels each one, and a sentence is kept
@@ -119,28 +99,30 @@ def pseudo_label(
     from seqtool.recipes.pseudo_label import pseudo_label as label_units
     from seqtool.training import runtime
 
-    if not 0.0 <= min_score <= 1.0:
-        raise SeqtoolError(f"--min-score must be in [0, 1], not {min_score}")
-    if min_words < 1 or max_words < 0:
+    if not 0.0 <= o.min_score <= 1.0:
+        raise SeqtoolError(f"--min-score must be in [0, 1], not {o.min_score}")
+    if o.min_words < 1 or o.max_words < 0:
         raise SeqtoolError("--min-words must be >= 1 and --max-words >= 0")
     # Options only a table can use make stdin a table (its format sniffed from the first line).
     table_option = None
-    if label_column is not None:
+    if o.label_column is not None:
         table_option = "--label-column"
-    elif text_column is not None:
+    elif o.text_column is not None:
         table_option = "--text-column"
-    input_format = check_run_options(input, input_format, batch_size, precision, table_option)
-    if input_format == "text" and veto is not None:
+    input_format = check_run_options(
+        o.input, o.input_format, o.batch_size, o.precision, table_option
+    )
+    if input_format == "text" and o.veto is not None:
         raise SeqtoolError(
-            f"--{'' if veto else 'no-'}veto needs documents with labels: a CSV/TSV/JSONL table"
+            f"--{'' if o.veto else 'no-'}veto needs documents with labels: a CSV/TSV/JSONL table"
         )
-    lines, input_format, sniffed = open_records(input, input_format)
-    text_column = text_column or "text"
-    runtime.set_threads(threads)
+    lines, input_format, sniffed = open_records(o.input, input_format)
+    text_column = o.text_column or "text"
+    runtime.set_threads(o.threads)
     teacher = Ensemble(
         [
             api.load(m, "classifier", "pseudo-label")
-            for m in model or [str(paths.default_model("classifier"))]
+            for m in o.model or [str(paths.default_model("classifier"))]
         ]
     )
     known = set(teacher.labels)
@@ -155,15 +137,15 @@ def pseudo_label(
         if table is None:
             raise DataError("no documents (an empty table)", name)
         records = table
-        if label_column is not None and label_column not in keys:
+        if o.label_column is not None and o.label_column not in keys:
             raise DataError(
-                f"no label column {label_column!r}; the columns are: {', '.join(map(repr, keys))}",
+                f"no label column {o.label_column!r}; the columns are: {', '.join(map(repr, keys))}",
                 name,
             )
-        label_key = label_column or ("label" if "label" in keys else None)
-        if label_key is None and veto is not None:
+        label_key = o.label_column or ("label" if "label" in keys else None)
+        if label_key is None and o.veto is not None:
             raise DataError(
-                f"--{'' if veto else 'no-'}veto needs the documents' labels: no 'label' column "
+                f"--{'' if o.veto else 'no-'}veto needs the documents' labels: no 'label' column "
                 f"(the columns are: {', '.join(map(repr, keys))}; choose with --label-column)",
                 name,
             )
@@ -176,10 +158,10 @@ def pseudo_label(
 
     stats = PseudoLabelStats()
     device = next(teacher.models[0].parameters()).device
-    with open_output(output, newline="") as out:
+    with open_output(o.output, newline="") as out:
         out.write("text,label,score\n")
-        with runtime.autocast(device, precision):
-            for rows in chunks(records, max(batch_size, 128)):  # documents per round
+        with runtime.autocast(device, o.precision):
+            for rows in chunks(records, max(o.batch_size, 128)):  # documents per round
                 texts = [field(rec, text_column, line) for line, rec in rows]
                 labels = None
                 if label_key is not None:
@@ -197,14 +179,14 @@ def pseudo_label(
                     texts,
                     labels,
                     stats,
-                    sentences=sentences,
-                    min_score=min_score,
-                    min_words=min_words,
-                    max_words=max_words,
-                    normalize=normalize,
-                    lowercase=lowercase,
-                    batch_size=batch_size,
-                    veto=veto is not False,
+                    sentences=o.sentences,
+                    min_score=o.min_score,
+                    min_words=o.min_words,
+                    max_words=o.max_words,
+                    normalize=o.normalize,
+                    lowercase=o.lowercase,
+                    batch_size=o.batch_size,
+                    veto=o.veto is not False,
                 )
                 buf = io.StringIO()
                 cw = csv.writer(buf, lineterminator="\n")
@@ -220,8 +202,8 @@ def pseudo_label(
         if label_key is not None and stats.units
         else ""
     )
-    unit = "sentences" if sentences else "texts"
+    unit = "sentences" if o.sentences else "texts"
     status(
-        f"{stats.documents:,} documents, {stats.units:,} {unit} of {min_words}-{max_words or 'any'} "
-        f"words{agree}; kept {total:,} ({per})" + (f"; wrote {output}" if output else "")
+        f"{stats.documents:,} documents, {stats.units:,} {unit} of {o.min_words}-{o.max_words or 'any'} "
+        f"words{agree}; kept {total:,} ({per})" + (f"; wrote {o.output}" if o.output else "")
     )

@@ -4,24 +4,19 @@ task's options, cli/options.py)."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import typer
-
+from seqtool.cli import fields
 from seqtool.cli._common import (
-    EncodingErrors,
-    Precision,
-    Threads,
-    batch_size_option,
     check_choice,
     check_encoding_errors,
-    format_option,
-    input_argument,
     load_segmenter,
-    model_option,
     stdin_is_terminal,
     write,
 )
+from seqtool.cli.options import run_command
+from seqtool.config import opt
 
 if TYPE_CHECKING:
     from seqtool.data.conllu import Sentence
@@ -32,59 +27,47 @@ CHUNK_TOKENS = 8192  # a batch also closes at this many words (long sentences, b
 CHUNK_CHARS = 65536  # ... or, for the segmenter, at this many characters
 
 
-def tag(
-    file: Annotated[str | None, input_argument("Input file; - or none reads stdin.")] = None,
-    model: Annotated[
-        str | None, model_option("Tagger checkpoint (default: shipped English UPOS).")
-    ] = None,
-    input_format: Annotated[
-        str,
-        format_option(
-            "auto (a .conllu file is CoNLL-U; others and stdin: text) | text (one "
-            "sentence per line) | raw (running text, each line a paragraph: sentences are "
-            "split too) | conllu.",
-            "--input-format",
-        ),
-    ] = "auto",
-    fmt: Annotated[
-        str,
-        format_option(
-            "default (word/TAG) | tsv (word<TAB>tag, blank line after each sentence) "
-            "| conllu | jsonl."
-        ),
-    ] = "default",
-    pretokenized: Annotated[
-        bool,
-        typer.Option(
-            "--pretokenized",
-            help="text input: the words are already split by spaces (no segmenter).",
-        ),
-    ] = False,
-    segmenter: Annotated[
-        str | None,
-        typer.Option(
-            metavar="MODEL",
-            help="Segmenter that splits text into words and sentences (default: shipped English).",
-        ),
-    ] = None,
-    tokenize: Annotated[
-        bool,
-        typer.Option(
-            "--tokenize",
-            help="The default for text input, kept for older scripts: words by the segmenter.",
-        ),
-    ] = False,
-    batch_size: Annotated[
-        int,
-        batch_size_option(
-            "Sentences tagged and written (flushed) together; a live feed is answered as "
-            "soon as it pauses."
-        ),
-    ] = 256,
-    threads: Threads = 1,
-    precision: Precision = "fp32",
-    encoding_errors: EncodingErrors = "strict",
-) -> None:
+@dataclass(frozen=True)
+class TagOptions:
+    file: str | None = fields.file_argument("Input file; - or none reads stdin.", None)
+    model: str | None = fields.model("Tagger checkpoint (default: shipped English UPOS).")
+    input_format: str = fields.fmt(
+        "auto",
+        "auto (a .conllu file is CoNLL-U; others and stdin: text) | text (one sentence per "
+        "line) | raw (running text, each line a paragraph: sentences are split too) | conllu.",
+        "--input-format",
+    )
+    fmt: str = fields.fmt(
+        "default",
+        "default (word/TAG) | tsv (word<TAB>tag, blank line after each sentence) | conllu | jsonl.",
+    )
+    pretokenized: bool = opt(
+        False,
+        "text input: the words are already split by spaces (no segmenter).",
+        flags=("--pretokenized",),
+    )
+    segmenter: str | None = opt(
+        None,
+        "Segmenter that splits text into words and sentences (default: shipped English).",
+        metavar="MODEL",
+    )
+    tokenize: bool = opt(
+        False,
+        "The default for text input, kept for older scripts: words by the segmenter.",
+        flags=("--tokenize",),
+    )
+    batch_size: int = fields.batch_size(
+        256,
+        "Sentences tagged and written (flushed) together; a live feed is answered as soon as "
+        "it pauses.",
+    )
+    threads: int = fields.threads()
+    precision: str = fields.precision()
+    encoding_errors: str = fields.encoding_errors()
+
+
+@run_command(TagOptions)
+def tag(o: TagOptions) -> None:
     """Tag words with parts of speech; output streams in input order.
 
     Text is split into words (`don't` -> do n't) by the learnt segmenter; --pretokenized
@@ -110,59 +93,60 @@ def tag(
     from seqtool.errors import SeqtoolError
     from seqtool.training import runtime
 
-    check_choice("--format", fmt, FORMATS)
+    check_choice("--format", o.fmt, FORMATS)
+    input_format = o.input_format
     check_choice("--input-format", input_format, IN_FORMATS)
-    check_encoding_errors(encoding_errors)
-    if batch_size < 1:
+    check_encoding_errors(o.encoding_errors)
+    if o.batch_size < 1:
         raise SeqtoolError("--batch-size must be >= 1")
-    if precision not in ("fp32", "bf16"):
-        raise SeqtoolError(f"--precision must be fp32 or bf16, not {precision!r}")
-    path = file or "-"
+    if o.precision not in ("fp32", "bf16"):
+        raise SeqtoolError(f"--precision must be fp32 or bf16, not {o.precision!r}")
+    path = o.file or "-"
     stdin = path == "-"
     if input_format == "auto":
         input_format = "conllu" if not stdin and path.lower().endswith(".conllu") else "text"
         why = f"{path} is CoNLL-U by its extension: already tokenized"
     else:
         why = "CoNLL-U is already tokenized"
-    given = {"--pretokenized": pretokenized, "--segmenter": segmenter, "--tokenize": tokenize}
+    given = {"--pretokenized": o.pretokenized, "--segmenter": o.segmenter, "--tokenize": o.tokenize}
     for flag in (f for f, v in given.items() if v):
         if input_format == "conllu":
             raise SeqtoolError(f"{flag} applies to text input; {why}")
-        if flag != "--pretokenized" and pretokenized:
+        if flag != "--pretokenized" and o.pretokenized:
             raise SeqtoolError(f"{flag} and --pretokenized exclude each other")
-    if pretokenized and input_format == "raw":
+    if o.pretokenized and input_format == "raw":
         raise SeqtoolError("--input-format raw needs the segmenter to split sentences")
     if stdin and stdin_is_terminal():
         raise SeqtoolError("no input: give a file or pipe sentences in (one per line)")
     lines = open_lines(path)  # a missing file or a directory fails here, before the model loads
-    runtime.set_threads(threads)
-    tagger = api.load(model or str(paths.default_model("tagger")), "tagger", "tag")
+    runtime.set_threads(o.threads)
+    tagger = api.load(o.model or str(paths.default_model("tagger")), "tagger", "tag")
     field = tagger.config.tag_field
-    text = decode_lines(lines, lines.name, encoding_errors)
-    segment = input_format in ("text", "raw") and not pretokenized
-    splitter = load_segmenter(segmenter, "tag") if segment else None
+    text = decode_lines(lines, lines.name, o.encoding_errors)
+    segment = input_format in ("text", "raw") and not o.pretokenized
+    splitter = load_segmenter(o.segmenter, "tag") if segment else None
 
     def process(chunk: list[Sentence]) -> None:
         tags = tagger.predict([s.words for s in chunk])
-        write(_tagged(chunk, tags, fmt, field), flush=True)
+        write(_tagged(chunk, tags, o.fmt, field), flush=True)
 
     def process_lines(chunk: list[str]) -> None:
         groups = splitter.sentences(chunk, split=input_format == "raw")
         process([s for g in groups for s in g or [Sentence(words=[])]])
 
     device = next(tagger.parameters()).device
-    with runtime.autocast(device, precision):
+    with runtime.autocast(device, o.precision):
         # Batches close at batch_size sentences or CHUNK_TOKENS words, as tag_stream's do;
         # a live feed that pauses gets what it has sent tagged at once.
         if segment:
-            batched(text, batch_size, process_lines, lines, len, CHUNK_CHARS)
+            batched(text, o.batch_size, process_lines, lines, len, CHUNK_CHARS)
         else:
             sentences = (
                 read_conllu(text, lines.name, field)
                 if input_format == "conllu"
                 else read_text_sentences(text)
             )
-            batched(sentences, batch_size, process, lines, lambda s: len(s.words), CHUNK_TOKENS)
+            batched(sentences, o.batch_size, process, lines, lambda s: len(s.words), CHUNK_TOKENS)
     lines.close()
 
 

@@ -3,22 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
 
 import typer
 
+from seqtool.cli import fields
 from seqtool.cli._common import (
-    EncodingErrors,
-    Threads,
-    batch_size_option,
     check_encoding_errors,
-    input_argument,
     load_segmenter,
-    model_option,
     status,
     stdin_is_terminal,
     write,
 )
+from seqtool.cli.options import run_command
+from seqtool.config import opt
 
 app = typer.Typer(
     help="Train character or sentencepiece (bpe, unigram) tokenizers; encode and decode lines; "
@@ -26,28 +24,26 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 CHUNK_CHARS = 65536  # lines segmented together also close at this many characters
-Segmenter = Annotated[str | None, model_option("Segmenter checkpoint (default: shipped English).")]
-Lines = Annotated[int, batch_size_option("Lines segmented and written (flushed) together.")]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    files: list[str] = opt(
+        help="Text file(s) to learn the vocabulary from; - reads stdin.",
+        argument=True,
+        metavar="FILE",
+    )
+    output: str = opt(
+        "tok.model", "Tokenizer file to write.", flags=("--output", "-o"), metavar="FILE"
+    )
+    model_type: str = opt("bpe", "bpe | unigram | char.", metavar="TYPE")
+    vocab_size: int = opt(8000, "Vocabulary size (bpe/unigram; includes 256 byte pieces).")
+    encoding_errors: str = fields.encoding_errors()
 
 
 @app.command("train")
-def train(
-    files: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="FILE", help="Text file(s) to learn the vocabulary from; - reads stdin."
-        ),
-    ],
-    output: Annotated[
-        str, typer.Option("--output", "-o", metavar="FILE", help="Tokenizer file to write.")
-    ] = "tok.model",
-    model_type: Annotated[str, typer.Option(metavar="TYPE", help="bpe | unigram | char.")] = "bpe",
-    vocab_size: Annotated[
-        int,
-        typer.Option(metavar="N", help="Vocabulary size (bpe/unigram; includes 256 byte pieces)."),
-    ] = 8000,
-    encoding_errors: EncodingErrors = "strict",
-) -> None:
+@run_command(TrainOptions)
+def train(o: TrainOptions) -> None:
     """Train a tokenizer and write it to a file.
 
     bpe/unigram files are ordinary sentencepiece models and round-trip any text exactly
@@ -65,22 +61,32 @@ def train(
     from seqtool.data.text import read_text
     from seqtool.errors import SeqtoolError
 
-    if model_type not in ("bpe", "unigram", "char"):
-        raise SeqtoolError(f"--model-type must be bpe, unigram or char, not {model_type!r}")
-    tok = tokenizers.build(model_type, [read_text(f, encoding_errors) for f in files], vocab_size)
-    atomic_write_bytes(output, tok.to_bytes())
-    status(f"wrote {output}: {model_type} tokenizer, {tok.vocab_size} ids")
+    if o.model_type not in ("bpe", "unigram", "char"):
+        raise SeqtoolError(f"--model-type must be bpe, unigram or char, not {o.model_type!r}")
+    tok = tokenizers.build(
+        o.model_type, [read_text(f, o.encoding_errors) for f in o.files], o.vocab_size
+    )
+    atomic_write_bytes(o.output, tok.to_bytes())
+    status(f"wrote {o.output}: {o.model_type} tokenizer, {tok.vocab_size} ids")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    model: str = opt(help="Tokenizer file.", flags=("--model", "-m"), metavar="FILE")
+    file: str = fields.file_argument("Encoded lines; - or nothing reads stdin.")
+    fmt: str = fields.fmt("pieces", "pieces | ids (the format encode wrote).")
+
+
+@dataclass(frozen=True)
+class EncodeOptions(DecodeOptions):
+    file: str = fields.file_argument("Input text; - or nothing reads stdin.")
+    fmt: str = fields.fmt("pieces", "pieces | ids.")
+    encoding_errors: str = fields.encoding_errors()
 
 
 @app.command("encode")
-def encode(
-    model: Annotated[str, typer.Option("--model", "-m", metavar="FILE", help="Tokenizer file.")],
-    file: Annotated[str, input_argument("Input text; - or nothing reads stdin.")] = "-",
-    fmt: Annotated[
-        str, typer.Option("--format", metavar="FORMAT", help="pieces | ids.")
-    ] = "pieces",
-    encoding_errors: EncodingErrors = "strict",
-) -> None:
+@run_command(EncodeOptions)
+def encode(o: EncodeOptions) -> None:
     """Encode each input line to space-separated pieces or ids (one output line per line).
 
     Example:
@@ -91,11 +97,11 @@ def encode(
     from seqtool.data.text import iter_lines
     from seqtool.errors import SeqtoolError
 
-    if fmt not in ("pieces", "ids"):
-        raise SeqtoolError(f"--format must be pieces or ids, not {fmt!r}")
-    tok = tokenizers.load(model)
-    for line in iter_lines(file, encoding_errors):
-        if fmt == "ids":
+    if o.fmt not in ("pieces", "ids"):
+        raise SeqtoolError(f"--format must be pieces or ids, not {o.fmt!r}")
+    tok = tokenizers.load(o.model)
+    for line in iter_lines(o.file, o.encoding_errors):
+        if o.fmt == "ids":
             out = " ".join(map(str, tok.encode(line)))
         else:
             out = " ".join(_escape(p) for p in tok.encode_pieces(line))
@@ -103,14 +109,8 @@ def encode(
 
 
 @app.command("decode")
-def decode(
-    model: Annotated[str, typer.Option("--model", "-m", metavar="FILE", help="Tokenizer file.")],
-    file: Annotated[str, input_argument("Encoded lines; - or nothing reads stdin.")] = "-",
-    fmt: Annotated[
-        str,
-        typer.Option("--format", metavar="FORMAT", help="pieces | ids (the format encode wrote)."),
-    ] = "pieces",
-) -> None:
+@run_command(DecodeOptions)
+def decode(o: DecodeOptions) -> None:
     """Decode lines of space-separated pieces or ids back to text.
 
     Example:
@@ -121,13 +121,13 @@ def decode(
     from seqtool.data.text import iter_lines
     from seqtool.errors import DataError, SeqtoolError
 
-    if fmt not in ("pieces", "ids"):
-        raise SeqtoolError(f"--format must be pieces or ids, not {fmt!r}")
-    tok = tokenizers.load(model)
-    name = "<stdin>" if file == "-" else file
-    for n, line in enumerate(iter_lines(file), 1):
+    if o.fmt not in ("pieces", "ids"):
+        raise SeqtoolError(f"--format must be pieces or ids, not {o.fmt!r}")
+    tok = tokenizers.load(o.model)
+    name = "<stdin>" if o.file == "-" else o.file
+    for n, line in enumerate(iter_lines(o.file), 1):
         fields = line.split(" ") if line else []
-        if fmt == "ids":
+        if o.fmt == "ids":
             ids = []
             col = 1
             for f in fields:
@@ -140,16 +140,23 @@ def decode(
         write(tok.decode(ids) + "\n", flush=True)
 
 
+@dataclass(frozen=True)
+class WordsOptions:
+    file: str = fields.file_argument("Sentences, one per line; - or nothing reads stdin.")
+    model: str | None = fields.model("Segmenter checkpoint (default: shipped English).")
+    batch_size: int = fields.batch_size(256, "Lines segmented and written (flushed) together.")
+    threads: int = fields.threads()
+    encoding_errors: str = fields.encoding_errors()
+
+
+@dataclass(frozen=True)
+class SentencesOptions(WordsOptions):
+    file: str = fields.file_argument("Running text, each line a paragraph; - reads stdin.")
+
+
 @app.command("words")
-def words(
-    file: Annotated[
-        str, input_argument("Sentences, one per line; - or nothing reads stdin.")
-    ] = "-",
-    model: Segmenter = None,
-    batch_size: Lines = 256,
-    threads: Threads = 1,
-    encoding_errors: EncodingErrors = "strict",
-) -> None:
+@run_command(WordsOptions)
+def words(o: WordsOptions) -> None:
     """Split sentences (one per line) into words, space-separated.
 
     Multiword tokens are split into their words (don't -> do n't), punctuation off words;
@@ -159,19 +166,12 @@ def words(
 
       echo "I don't know, do you?" | seqtool tokenize words
     """
-    _segment(file, model, batch_size, threads, encoding_errors, split=False)
+    _segment(o, split=False)
 
 
 @app.command("sentences")
-def sentences(
-    file: Annotated[
-        str, input_argument("Running text, each line a paragraph; - reads stdin.")
-    ] = "-",
-    model: Segmenter = None,
-    batch_size: Lines = 256,
-    threads: Threads = 1,
-    encoding_errors: EncodingErrors = "strict",
-) -> None:
+@run_command(SentencesOptions)
+def sentences(o: SentencesOptions) -> None:
     """Split running text (a paragraph per line) into sentences, one per line.
 
     Sentences are written as they are in the text. An empty line stays an empty line, so
@@ -181,26 +181,24 @@ def sentences(
 
       seqtool tokenize sentences article.txt | seqtool tokenize words
     """
-    _segment(file, model, batch_size, threads, encoding_errors, split=True)
+    _segment(o, split=True)
 
 
-def _segment(
-    file: str, model: str | None, batch_size: int, threads: int, errors: str, split: bool
-) -> None:
+def _segment(o: WordsOptions, split: bool) -> None:
     """The segmenter over the lines of a file or stdin, output flushed batch by batch."""
     from seqtool.data.stream import batched, open_lines
     from seqtool.data.text import decode_lines
     from seqtool.errors import SeqtoolError
     from seqtool.training import runtime
 
-    check_encoding_errors(errors)
-    if batch_size < 1:
+    check_encoding_errors(o.encoding_errors)
+    if o.batch_size < 1:
         raise SeqtoolError("--batch-size must be >= 1")
-    if file == "-" and stdin_is_terminal():
+    if o.file == "-" and stdin_is_terminal():
         raise SeqtoolError("no input: give a file or pipe text in")
-    lines = open_lines(file)  # a missing file or a directory fails before the model loads
-    runtime.set_threads(threads)
-    segmenter = load_segmenter(model, "tokenize")
+    lines = open_lines(o.file)  # a missing file or a directory fails before the model loads
+    runtime.set_threads(o.threads)
+    segmenter = load_segmenter(o.model, "tokenize")
 
     def process(chunk: list[str]) -> None:
         out = []
@@ -213,7 +211,8 @@ def _segment(
                 out.append(" ".join(w for s in sents for t in s for w in t.words) + "\n")
         write("".join(out), flush=True)
 
-    batched(decode_lines(lines, lines.name, errors), batch_size, process, lines, len, CHUNK_CHARS)
+    text = decode_lines(lines, lines.name, o.encoding_errors)
+    batched(text, o.batch_size, process, lines, len, CHUNK_CHARS)
     lines.close()
 
 

@@ -4,72 +4,47 @@ from the task's options, cli/options.py)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from dataclasses import dataclass
 
-import typer
-
-from seqtool.cli._common import (
-    EncodingErrors,
-    Threads,
-    batch_size_option,
-    check_choice,
-    check_encoding_errors,
-    format_option,
-    input_argument,
-    model_option,
-    status,
-    write,
-)
+from seqtool.cli import fields
+from seqtool.cli._common import check_choice, check_encoding_errors, status, write
+from seqtool.cli.options import run_command
+from seqtool.config import opt
 
 IN_FORMATS = ("auto", "text", "tsv")
 
 
-def translate(
-    file: Annotated[
-        str,
-        input_argument(
-            "Source sentences, one per line (of a .tsv file: the first column); - or nothing "
-            "reads stdin."
-        ),
-    ] = "-",
-    model: Annotated[
-        str | None, model_option("Translator checkpoint (default: the shipped en-de model).")
-    ] = None,
-    beam: Annotated[int, typer.Option(metavar="K", help="Beam size (1: greedy).")] = 5,
-    length_penalty: Annotated[
-        float,
-        typer.Option(
-            metavar="ALPHA", help="GNMT length penalty alpha; 0 ranks by raw log-probability."
-        ),
-    ] = 1.0,
-    n_best: Annotated[
-        int, typer.Option("--n-best", metavar="K", help="Hypotheses per sentence (<= beam).")
-    ] = 1,
-    max_length_ratio: Annotated[
-        float | None,
-        typer.Option(
-            metavar="R",
-            help="Output length limit: this times the source tokens, + 10 (default 2).",
-        ),
-    ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", metavar="FORMAT", help="text | jsonl (with scores).")
-    ] = "text",
-    input_format: Annotated[
-        str,
-        format_option(
-            "auto (a .tsv/.tab file is source<TAB>target pairs; others and stdin: text) | "
-            "text | tsv (translate the first column).",
-            "--input-format",
-        ),
-    ] = "auto",
-    batch_size: Annotated[
-        int,
-        batch_size_option("Sentences per batch; a live feed is answered as soon as it pauses."),
-    ] = 32,
-    threads: Threads = 1,
-    encoding_errors: EncodingErrors = "strict",
-) -> None:
+@dataclass(frozen=True)
+class TranslateOptions:
+    file: str = fields.file_argument(
+        "Source sentences, one per line (of a .tsv file: the first column); - or nothing "
+        "reads stdin."
+    )
+    model: str | None = fields.model("Translator checkpoint (default: the shipped en-de model).")
+    beam: int = opt(5, "Beam size (1: greedy).", metavar="K")
+    length_penalty: float = opt(
+        1.0, "GNMT length penalty alpha; 0 ranks by raw log-probability.", metavar="ALPHA"
+    )
+    n_best: int = opt(1, "Hypotheses per sentence (<= beam).", flags=("--n-best",), metavar="K")
+    max_length_ratio: float | None = opt(
+        None, "Output length limit: this times the source tokens, + 10 (default 2).", metavar="R"
+    )
+    fmt: str = fields.fmt("text", "text | jsonl (with scores).")
+    input_format: str = fields.fmt(
+        "auto",
+        "auto (a .tsv/.tab file is source<TAB>target pairs; others and stdin: text) | text | "
+        "tsv (translate the first column).",
+        "--input-format",
+    )
+    batch_size: int = fields.batch_size(
+        32, "Sentences per batch; a live feed is answered as soon as it pauses."
+    )
+    threads: int = fields.threads()
+    encoding_errors: str = fields.encoding_errors()
+
+
+@run_command(TranslateOptions)
+def translate(o: TranslateOptions) -> None:
     """Translate sentences, one per line, streaming output in input order.
 
     An empty input line gives an empty output line. With --n-best K the text format prints
@@ -91,38 +66,43 @@ def translate(
     from seqtool.errors import SeqtoolError
     from seqtool.training import runtime
 
-    check_choice("--format", fmt, ("text", "jsonl"))
+    check_choice("--format", o.fmt, ("text", "jsonl"))
+    input_format = o.input_format
     check_choice("--input-format", input_format, IN_FORMATS)
-    check_encoding_errors(encoding_errors)
-    if beam < 1 or not 1 <= n_best <= beam:
-        raise SeqtoolError(f"need --beam >= 1 and 1 <= --n-best <= --beam (got {beam}, {n_best})")
-    if batch_size < 1:
+    check_encoding_errors(o.encoding_errors)
+    if o.beam < 1 or not 1 <= o.n_best <= o.beam:
+        raise SeqtoolError(
+            f"need --beam >= 1 and 1 <= --n-best <= --beam (got {o.beam}, {o.n_best})"
+        )
+    if o.batch_size < 1:
         raise SeqtoolError("--batch-size must be >= 1")
-    if max_length_ratio is not None and max_length_ratio <= 0:
+    if o.max_length_ratio is not None and o.max_length_ratio <= 0:
         raise SeqtoolError("--max-length-ratio must be > 0")
     if input_format == "auto":
-        ext = file.lower().rpartition(".")[2] if file != "-" else ""
+        ext = o.file.lower().rpartition(".")[2] if o.file != "-" else ""
         input_format = "tsv" if ext in ("tsv", "tab") else "text"
-    lines = open_lines(file)  # a missing file or a directory fails here, before the model loads
-    runtime.set_threads(threads)
-    path = model or str(paths.default_model("translator"))
+    lines = open_lines(o.file)  # a missing file or a directory fails here, before the model loads
+    runtime.set_threads(o.threads)
+    path = o.model or str(paths.default_model("translator"))
     tr = api.load(path, "translator", "translate")
 
     def flush(batch: list[str]) -> None:
-        results = tr.translate(batch, beam, length_penalty, n_best, batch_size, max_length_ratio)
+        results = tr.translate(
+            batch, o.beam, o.length_penalty, o.n_best, o.batch_size, o.max_length_ratio
+        )
         out = []
         for src, hyps in zip(batch, results, strict=True):
-            if fmt == "jsonl":
+            if o.fmt == "jsonl":
                 out.append(json.dumps({"source": src, "translations": hyps}, ensure_ascii=False))
             else:
                 out += [h["text"] for h in hyps]
         write("".join(line + "\n" for line in out), flush=True)
 
-    sources = decode_lines(lines, lines.name, encoding_errors)
+    sources = decode_lines(lines, lines.name, o.encoding_errors)
     if input_format == "tsv":
         sources = (line.split("\t", 1)[0] for line in sources)
     # Piped files go in batches; a terminal or a live feed is answered as soon as it pauses.
-    n = batched(sources, batch_size, flush, lines)
+    n = batched(sources, o.batch_size, flush, lines)
     lines.close()
     if n == 0:
         status("translate: no input lines")
