@@ -14,7 +14,7 @@ from seqtool.errors import ConfigError
 CELLS = ["rnn", "lstm", "gru"]
 
 
-@pytest.mark.parametrize("cell,bi", itertools.product(CELLS, [False, True]))
+@pytest.mark.parametrize("cell,bi", list(itertools.product(CELLS, [False, True])))
 def test_shapes_every_cell_and_direction(cell, bi):
     cfg = BackboneConfig(
         vocab_size=20, embedding_dim=10, hidden_size=7, layers=2, cell=cell, bidirectional=bi
@@ -103,7 +103,7 @@ def test_config_rejects_bad_values_and_unknown_keys():
     assert BackboneConfig.from_dict(cfg.to_dict()) == cfg
 
 
-@pytest.mark.parametrize("cell,bi", itertools.product(CELLS, [False, True]))
+@pytest.mark.parametrize("cell,bi", list(itertools.product(CELLS, [False, True])))
 def test_per_length_path_equals_packing(cell, bi):
     torch.manual_seed(0)
     rnn = Recurrent(6, 5, layers=2, cell=cell, bidirectional=bi).eval()
