@@ -77,6 +77,9 @@ RUN_COMMANDS = [
     ("seqtool.cli.tokenize", "encode", "EncodeOptions"),
     ("seqtool.cli.tokenize", "decode", "DecodeOptions"),
     ("seqtool.cli.tokenize", "train", "TrainOptions"),
+    ("seqtool.cli.inspect", "trace", "TraceOptions"),
+    ("seqtool.cli.inspect", "gradients", "GradientsOptions"),
+    ("seqtool.cli.inspect", "params", "ParamsOptions"),
 ]
 
 
