@@ -584,6 +584,17 @@ def test_several_dev_sets_pick_the_checkpoint_by_select(tmp_path, select):
     assert saved["accuracy"] == pytest.approx(first_best["accuracy"], abs=1e-6)
 
 
+def test_dev_sets_with_the_same_file_name_keep_distinct_keys():
+    """Two --dev files named alike (sst2/dev.csv, imdb/dev.csv) must not share one per-set
+    accuracy key; file names that differ keep their plain stem."""
+    from seqtool.data.labelled import set_names
+
+    assert set_names(["a/sst2.csv", "b/imdb.csv"]) == ["sst2", "imdb"]
+    assert set_names(["sst2/dev.csv", "imdb/dev.csv"]) == ["sst2/dev.csv", "imdb/dev.csv"]
+    assert set_names(["x/dev.csv", "x/dev.tsv"]) == ["dev.csv", "dev.tsv"]
+    assert set_names(["x/dev.csv", "x/dev.csv"]) == ["x/dev.csv#1", "x/dev.csv#2"]
+
+
 def test_select_is_checked(tmp_path):
     r = run_cli(
         "train", "classifier", SAMPLE, "-o", tmp_path / "m.safetensors", *TINY,

@@ -188,7 +188,23 @@ def encode_training(model: Any, data: TrainingTables) -> tuple[Encoded, Encoded 
 
 def dev_sets(model: Any, tables: list[LabelledTable]) -> list[tuple[str, Encoded]]:
     """Each dev table encoded, named by its file name without the extension."""
-    return [(Path(tb.path).stem, encode_labelled(model, tb, unknown_ok=True)) for tb in tables]
+    names = set_names([tb.path for tb in tables])
+    return [
+        (n, encode_labelled(model, tb, unknown_ok=True))
+        for n, tb in zip(names, tables, strict=True)
+    ]
+
+
+def set_names(paths: Sequence[str | Path]) -> list[str]:
+    """Short distinct names for data files (the keys of per-set metrics): the file name
+    without extension, or, where two share it, with it, then with the folder, then numbered."""
+    keys = (lambda p: p.stem, lambda p: p.name, lambda p: f"{p.parent.name}/{p.name}")
+    names: list[str] = []
+    for key in keys:
+        names = [key(Path(p)) for p in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{n}#{i}" for i, n in enumerate(names, 1)]
 
 
 def predict_batches(
