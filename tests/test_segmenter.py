@@ -261,3 +261,18 @@ def test_tag_raw_conllu_is_what_udeval_aligns(tmp_path):
     gold.write_text(r.out)
     scores = ud_scores(str(gold), r.out)
     assert scores["Words"]["f1"] == scores["Sentences"]["f1"] == 1.0
+
+
+def test_tag_raw_jsonl_names_the_line_and_text_of_each_sentence():
+    """Running text gives several sentences per input line: jsonl says which line each came
+    from (also across batches) and its text, so a pipeline can join them back."""
+    text = "I like it. You do too.\n\nGo home.\n"
+    r = run_cli("tag", "--input-format", "raw", "--format", "jsonl", "-b", "1", stdin=text)
+    assert r.code == 0, r
+    rows = [json.loads(x) for x in r.out.splitlines()]
+    assert [(x["line"], x["text"]) for x in rows] == [
+        (1, "I like it."), (1, "You do too."), (2, ""), (3, "Go home."),
+    ]  # fmt: skip
+    assert rows[2]["words"] == [] and rows[3]["words"] == ["Go", "home", "."]
+    r = run_cli("tag", "--format", "jsonl", stdin="I like it.\n")  # a sentence per line: 1:1
+    assert "line" not in json.loads(r.out)

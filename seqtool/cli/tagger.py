@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from seqtool.cli import fields
 from seqtool.cli._common import (
@@ -130,9 +130,19 @@ def tag(o: TagOptions) -> None:
         tags = tagger.predict([s.words for s in chunk])
         write(_tagged(chunk, tags, o.fmt, field), flush=True)
 
+    read = 0  # input lines so far: jsonl from running text names each sentence's line
+
     def process_lines(chunk: list[str]) -> None:
-        groups = splitter.sentences(chunk, split=input_format == "raw")
-        process([s for g in groups for s in g or [Sentence(words=[])]])
+        nonlocal read
+        raw = input_format == "raw"
+        groups = splitter.sentences(chunk, split=raw)
+        for n, g in enumerate(groups, read + 1):
+            if not g:  # an empty line: an empty sentence
+                g.append(Sentence(words=[], metadata={"line": str(n), "text": ""} if raw else {}))
+            for s in g if raw else ():
+                s.metadata["line"] = str(n)
+        read += len(chunk)
+        process([s for g in groups for s in g])
 
     device = next(tagger.parameters()).device
     with runtime.autocast(device, o.precision):
@@ -161,9 +171,11 @@ def _tagged(chunk: list[Sentence], tags: list[list[str]], fmt: str, field: str) 
         elif fmt == "tsv":
             out.append("".join(f"{w}\t{t}\n" for w, t in pairs) + "\n")
         elif fmt == "jsonl":
-            obj = {"words": s.words, "tags": ts}
+            obj: dict[str, Any] = {"words": s.words, "tags": ts}
             if "sent_id" in s.metadata:
                 obj["sent_id"] = s.metadata["sent_id"]
+            if "line" in s.metadata:  # a sentence of running text: its line and its text
+                obj |= {"line": int(s.metadata["line"]), "text": s.metadata["text"]}
             out.append(json.dumps(obj, ensure_ascii=False) + "\n")
         elif s.words:  # conllu: an empty text line is no sentence
             out.append(to_conllu(s, ts, field))
