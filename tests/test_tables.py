@@ -91,6 +91,45 @@ def test_empty_text_deep_in_the_table_names_its_line(tmp_path, monkeypatch):
     assert len(data) == 40
 
 
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+def test_bytes_that_are_not_utf8_follow_encoding_errors(tmp_path, fmt):
+    """strict names the line and column of the bad byte; replace and ignore read the table
+    (from a decoded copy) and later errors still name the user's file and line."""
+    rows_ = [("good one", "pos"), ("bad \xff byte", "neg"), ("fine", "pos")]
+    f = tmp_path / f"t.{fmt}"
+    if fmt == "jsonl":
+        lines = [json.dumps({"text": t, "label": y}) for t, y in rows_]
+        f.write_bytes(
+            "\n".join(lines).replace("\\u00ff", "\udcff").encode("utf-8", "surrogateescape") + b"\n"
+        )
+    else:
+        sep = "," if fmt == "csv" else "\t"
+        body = "".join(f"{t}{sep}{y}\n" for t, y in rows_)
+        f.write_bytes(f"text{sep}label\n{body}".encode("latin-1"))
+    with pytest.raises(DataError, match=rf"t\.{fmt}:\d+:\d+: invalid UTF-8"):
+        tabular.read_labelled(f)
+    table = tabular.read_labelled(f, encoding_errors="replace")
+    texts = [t for chunk in table.iter_texts() for t in chunk]
+    assert texts == ["good one", "bad \ufffd byte", "fine"] and table.path == str(f)
+    table = tabular.read_labelled(f, encoding_errors="ignore")
+    assert [t for chunk in table.iter_texts() for t in chunk][1] == "bad  byte"
+    g = tmp_path / f"u.{fmt}"
+    g.write_bytes(f.read_bytes().replace(b"fine", b" "))  # an empty text on the last row
+    with pytest.raises(DataError, match=rf"u\.{fmt}:\d+.*empty text"):
+        tabular.read_labelled(g, encoding_errors="replace")
+
+
+def test_eval_of_a_classifier_follows_encoding_errors(tmp_path):
+    f = tmp_path / "dev.csv"
+    f.write_bytes(b"text,label\ngreat \xff film,positive\nawful,negative\n")
+    model = ROOT / "checkpoints" / "sentiment.safetensors"
+    r = run_cli("eval", model, f, "--format", "json")
+    assert r.code == 2 and "dev.csv:2:7: invalid UTF-8" in r.err, r
+    r = run_cli("eval", model, f, "--format", "json", "--encoding-errors", "replace")
+    assert r.code == 0, r
+    assert json.loads(r.out)["examples"] == 2
+
+
 @pytest.mark.parametrize("lowercase,max_length", [(False, 0), (True, 8)])
 def test_cached_rows_equal_encoding_python_lists(tmp_path, monkeypatch, lowercase, max_length):
     from seqtool.data.labelled import encode_labelled

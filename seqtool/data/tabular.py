@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from seqtool.data.text import check_input_path
+from seqtool.data.text import as_utf8_file, check_input_path
 from seqtool.errors import DataError, SeqtoolError
 
 FORMATS = ("csv", "tsv", "jsonl")
@@ -107,26 +107,38 @@ class LabelledTable:
 
 
 def read_labelled(
-    path: str | Path, text_column: str = "text", label_column: str = "label", fmt: str | None = None
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    fmt: str | None = None,
+    encoding_errors: str = "strict",
 ) -> LabelledTable:
     """A CSV/TSV/JSONL file of (text, label) rows, checked in one streamed pass; DataError
-    names the line of the first bad row."""
+    names the line of the first bad row. Bytes that are not UTF-8 are an error naming their
+    line, or, with encoding_errors replace|ignore, read from a decoded temporary copy."""
     p = check_input_path(path)
     fmt = fmt or detect_format(p)
     if fmt not in FORMATS:
         raise SeqtoolError(f"input format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    table = _load_with_datasets(p, fmt)
+    with as_utf8_file(p, encoding_errors) as src:
+        return _read_labelled(src, str(p), fmt, text_column, label_column)
+
+
+def _read_labelled(
+    p: Path, name: str, fmt: str, text_column: str, label_column: str
+) -> LabelledTable:
+    table = _load_with_datasets(p, fmt, name)
     columns = list(table.column_names)
     for role, col in (("text", text_column), ("label", label_column)):
         if col not in columns:
             raise DataError(
                 f"no {role} column {col!r}; the columns are: {', '.join(map(repr, columns))} "
                 f"(choose with --{role}-column)",
-                str(p),
+                name,
             )
     n = table.num_rows
     if not n:
-        raise DataError("no rows", str(p))
+        raise DataError("no rows", name)
     codes = np.empty(n, dtype=np.int32)
     names: dict[str, int] = {}
     chars = row = 0
@@ -134,16 +146,16 @@ def read_labelled(
         for t, y in zip(texts, labels, strict=True):
             if t is None or not (t := t if type(t) is str else str(t)).strip():
                 raise DataError(
-                    f"empty text in column {text_column!r}", str(p), _line_of_row(p, fmt, row)
+                    f"empty text in column {text_column!r}", name, _line_of_row(p, fmt, row)
                 )
             if y is None or not (y := str(y).strip()):
                 raise DataError(
-                    f"empty label in column {label_column!r}", str(p), _line_of_row(p, fmt, row)
+                    f"empty label in column {label_column!r}", name, _line_of_row(p, fmt, row)
                 )
             codes[row] = names.setdefault(y, len(names))
             chars += len(t)
             row += 1
-    return LabelledTable(str(p), fmt, text_column, table, codes, list(names), chars)
+    return LabelledTable(name, fmt, text_column, table, codes, list(names), chars)
 
 
 def iter_columns(dataset: Any, columns: list[str], rows: int = CHUNK_ROWS) -> Iterator[list[list]]:
@@ -170,7 +182,7 @@ def iter_columns(dataset: Any, columns: list[str], rows: int = CHUNK_ROWS) -> It
             yield [features.decode_column(part.column(c).to_pylist(), c) for c in columns]
 
 
-def _load_with_datasets(p: Path, fmt: str) -> Any:
+def _load_with_datasets(p: Path, fmt: str, name: str) -> Any:
     # Offline for sure: these are local files; the variables must be set before the import.
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -178,7 +190,7 @@ def _load_with_datasets(p: Path, fmt: str) -> Any:
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-    _diagnose_structure(p, fmt, quick=True)
+    _diagnose_structure(p, fmt, True, name)
     if fmt == "jsonl":
         builder, kwargs = "json", {}
     else:
@@ -202,9 +214,9 @@ def _load_with_datasets(p: Path, fmt: str) -> Any:
         table = _ArrowFiles.of(b)
         return table if table is not None else b.as_dataset(split="train")
     except Exception as e:  # pandas/arrow parse errors: find the line ourselves
-        _diagnose_structure(p, fmt, quick=False)
+        _diagnose_structure(p, fmt, False, name)
         first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise DataError(f"cannot read as {fmt}: {first}", str(p)) from None
+        raise DataError(f"cannot read as {fmt}: {first}", name) from None
 
 
 class _ArrowFiles:
@@ -230,11 +242,12 @@ class _ArrowFiles:
         return cls(files, features, split.num_examples)
 
 
-def _diagnose_structure(p: Path, fmt: str, quick: bool) -> None:
+def _diagnose_structure(p: Path, fmt: str, quick: bool, name: str) -> None:
     """A Python pass over the file that raises DataError at the first malformed line.
     `quick` stops after the header (and the first record), for early column checks."""
-    for _ in _iter_records(p, fmt, limit=2 if quick else None):
-        pass
+    with p.open("rb") as raw:
+        for _ in iter_records(raw, name, fmt, limit=2 if quick else None):
+            pass
 
 
 def _header(p: Path, fmt: str) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -79,3 +82,32 @@ def decode_lines(raw: Iterable[bytes], name: str, encoding_errors: str = "strict
                 e.start + 1,
             ) from None
         yield text.rstrip("\n").rstrip("\r")
+
+
+@contextlib.contextmanager
+def as_utf8_file(p: Path, errors: str) -> Iterator[Path]:
+    """`p` itself when it is UTF-8 or `errors` is strict (bad bytes then name their line);
+    else a temporary copy decoded line by line with `errors`, so line numbers still match."""
+    if errors not in ENCODING_ERRORS:
+        raise SeqtoolError(f"encoding errors must be one of {', '.join(ENCODING_ERRORS)}")
+    if errors == "strict" or is_utf8_file(p):
+        yield p
+        return
+    with tempfile.TemporaryDirectory(prefix="seqtool-") as d:
+        copy = Path(d) / p.name
+        with p.open("rb") as src, copy.open("w", encoding="utf-8", newline="") as dst:
+            for line in src:  # a newline byte never sits inside a UTF-8 sequence
+                dst.write(line.decode("utf-8", errors=errors))
+        yield copy
+
+
+def is_utf8_file(p: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with p.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -151,12 +151,11 @@ class Classifier(TaskModel):
         text_column: str | None = None,
         label_column: str | None = None,
     ) -> Encoded:
-        """A labelled CSV/TSV/JSONL file (columns default to those used in training). Tables
-        are read as strict UTF-8 whatever encoding_errors says: bad bytes name their line."""
+        """A labelled CSV/TSV/JSONL file (columns default to those used in training)."""
         from seqtool.data.tabular import read_labelled
 
         text, label = text_column or self.text_column, label_column or self.label_column
-        table = read_labelled(path, text, label)
+        table = read_labelled(path, text, label, encoding_errors=encoding_errors)
         return data.encode_labelled(self, table, unknown_ok=True)
 
     @torch.no_grad()
