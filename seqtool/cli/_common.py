@@ -63,6 +63,11 @@ def check_encoding_errors(value: str) -> None:
     check_choice("--encoding-errors", value, ENCODING_ERRORS)
 
 
+# Lines the segmenter reads together (`tag`, `tokenize words|sentences`) also close a batch
+# at this many characters: long lines, bounded memory.
+SEGMENT_CHUNK_CHARS = 65536
+
+
 def load_segmenter(path: str | None, command: str) -> Any:
     """The segmenter a command splits raw text with: `path`, or the shipped English one."""
     from seqtool import api, paths

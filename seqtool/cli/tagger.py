@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from seqtool.cli import fields
 from seqtool.cli._common import (
+    SEGMENT_CHUNK_CHARS,
     check_choice,
     check_encoding_errors,
     load_segmenter,
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 FORMATS = ("default", "tsv", "conllu", "jsonl")
 IN_FORMATS = ("auto", "text", "raw", "conllu")
 CHUNK_TOKENS = 8192  # a batch also closes at this many words (long sentences, bounded memory)
-CHUNK_CHARS = 65536  # ... or, for the segmenter, at this many characters
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def tag(o: TagOptions) -> None:
         # Batches close at batch_size sentences or CHUNK_TOKENS words, as tag_stream's do;
         # a live feed that pauses gets what it has sent tagged at once.
         if segment:
-            batched(text, o.batch_size, process_lines, lines, len, CHUNK_CHARS)
+            batched(text, o.batch_size, process_lines, lines, len, SEGMENT_CHUNK_CHARS)
         else:
             sentences = (
                 read_conllu(text, lines.name, field)

@@ -9,6 +9,7 @@ import typer
 
 from seqtool.cli import fields
 from seqtool.cli._common import (
+    SEGMENT_CHUNK_CHARS,
     check_encoding_errors,
     load_segmenter,
     status,
@@ -23,7 +24,6 @@ app = typer.Typer(
     "split raw text into words or sentences with the learnt segmenter.",
     no_args_is_help=True,
 )
-CHUNK_CHARS = 65536  # lines segmented together also close at this many characters
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def _segment(o: WordsOptions, split: bool) -> None:
         write("".join(out), flush=True)
 
     text = decode_lines(lines, lines.name, o.encoding_errors)
-    batched(text, o.batch_size, process, lines, len, CHUNK_CHARS)
+    batched(text, o.batch_size, process, lines, len, SEGMENT_CHUNK_CHARS)
     lines.close()
 
 

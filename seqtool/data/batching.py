@@ -69,6 +69,31 @@ def pad(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, t
     return out, lengths
 
 
+class RandomWindows:
+    """The part of a random-window BatchSource that is not about its data: a seeded
+    generator whose state is the source's (resumable), and under DDP the same global batch
+    drawn on every rank, each keeping its slice (`self._part` of the batch rows)."""
+
+    def __init__(self, batch_size: int, seed: int = 0) -> None:
+        self.batch_size = batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self._part = slice(None)
+
+    def shard(self, rank: int, world: int) -> None:
+        from seqtool.errors import SeqtoolError
+        from seqtool.training.distributed import shard_slice
+
+        if self.batch_size < world:
+            raise SeqtoolError(f"--batch-size {self.batch_size} is smaller than {world} ranks")
+        self._part = shard_slice(self.batch_size, rank, world)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["generator"])
+
+
 class BucketedSource:
     """A resumable, endless BatchSource over examples, for the generic trainer.
 

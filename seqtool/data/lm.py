@@ -9,34 +9,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqtool.data.batching import RandomWindows
 from seqtool.errors import SeqtoolError
 
 IN_MEMORY_TOKENS = 50_000_000  # larger token streams stay on disk
 
 
-class WindowSampler:
+class WindowSampler(RandomWindows):
     """Random windows of `seq_len + 1` tokens from one long token stream (resumable).
 
     `ids` is a 1-D tensor, or a TokenFile (corpora larger than memory: windows are read
     from disk as they are drawn)."""
 
     def __init__(self, ids: Any, batch_size: int, seq_len: int, seed: int = 0) -> None:
-        self.ids, self.batch_size = ids, batch_size
+        super().__init__(batch_size, seed)
+        self.ids = ids
         n = len(ids)
         # A corpus shorter than a window trains on windows as long as it allows.
         self.seq_len = max(1, min(seq_len, n - 1))
-        self.gen = torch.Generator().manual_seed(seed)
         self.steps_per_epoch = max(1, n // (batch_size * self.seq_len))
         self._offsets = torch.arange(self.seq_len + 1)
-        self._part = slice(None)
-
-    def shard(self, rank: int, world: int) -> None:
-        """Under DDP every rank draws the same global batch and keeps its own slice."""
-        from seqtool.training.distributed import shard_slice
-
-        if self.batch_size < world:
-            raise SeqtoolError(f"--batch-size {self.batch_size} is smaller than {world} ranks")
-        self._part = shard_slice(self.batch_size, rank, world)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         high = len(self.ids) - self.seq_len
@@ -46,12 +38,6 @@ class WindowSampler:
         else:
             win = self.ids.gather(starts.tolist(), self.seq_len + 1)  # (B, T+1)
         return {"x": win[:, :-1], "y": win[:, 1:]}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.gen.set_state(state["generator"])
 
 
 class EvalStream:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqtool.data.batching import RandomWindows
 from seqtool.data.conllu import Sentence, read_conllu
 from seqtool.data.tagging import windows
 from seqtool.errors import CheckpointError, SeqtoolError
@@ -323,7 +324,7 @@ def char_encoder(tokenizer: Any) -> Callable[[str], np.ndarray]:
 # -- training windows ---------------------------------------------------------------------------
 
 
-class WindowSource:
+class WindowSource(RandomWindows):
     """Random training windows of `length` characters from one stream (resumable).
 
     Half the windows start at a sentence start (as prediction inputs do); half of all windows
@@ -331,9 +332,9 @@ class WindowSource:
     that the end of the input ends a sentence."""
 
     def __init__(self, ids: np.ndarray, labels: np.ndarray, batch_size: int, length: int, seed=0):
+        super().__init__(batch_size, seed)
         n = len(ids)
         self.length = max(2, min(length, n))
-        self.batch_size = batch_size
         self.ids = torch.from_numpy(np.concatenate([ids, np.zeros(self.length, np.int64)]))
         self.labels = torch.from_numpy(
             np.concatenate([labels, np.full(self.length, IGNORE)]).astype(np.int64)
@@ -342,15 +343,7 @@ class WindowSource:
         self.starts = torch.from_numpy(np.concatenate([[0], ends[:-1] + 2]))
         self.ends = torch.from_numpy(ends + 1)  # exclusive
         self.n = n
-        self.gen = torch.Generator().manual_seed(seed)
         self.steps_per_epoch = max(1, n // (batch_size * self.length))
-        self._part = slice(None)
-
-    def shard(self, rank: int, world: int) -> None:
-        """Under DDP every rank draws the same global batch and keeps its own slice."""
-        from seqtool.training.distributed import shard_slice
-
-        self._part = shard_slice(self.batch_size, rank, world)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         B, T, g = self.batch_size, self.length, self.gen
@@ -367,12 +360,6 @@ class WindowSource:
         pad = torch.arange(T)[None, :] >= keep[:, None]  # (B, T)
         ids, labels = ids.masked_fill(pad, PAD), labels.masked_fill(pad, IGNORE)
         return {"chars": ids[self._part], "labels": labels[self._part]}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.gen.set_state(state["generator"])
 
 
 # -- prediction windows ---------------------------------------------------------------------------

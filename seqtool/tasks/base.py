@@ -21,6 +21,8 @@ one file of tasks/, registered with one line in tasks/__init__.py. The class dec
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
@@ -91,6 +93,17 @@ class TaskModel(nn.Module):
     def predict(self, inputs: Any, **options: Any) -> list[Any]:
         """The task's output for each input, in input order."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[torch.device]:
+        """Eval mode (no dropout) for a prediction, the previous mode back afterwards even
+        on an error (prediction may run mid-training); yields the model's device."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield next(self.parameters()).device
+        finally:
+            self.train(was_training)
 
     def eval_data(self, path: str, **options: Any) -> Any:
         """A held-out file read for `evaluate`; options are `eval_options` the user gave."""

@@ -126,14 +126,11 @@ class Classifier(TaskModel):
     @torch.inference_mode()
     def predict_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 256) -> torch.Tensor:
         """Class probabilities (N, C) for encoded texts (id lists or Rows), in input order."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
         probs = torch.empty(len(ids), self.config.num_labels)
         cap = self.config.max_length if self.config.ngrams else 0  # the backbone's view costs
-        for idx, x, lens in data.predict_batches(ids, batch_size, self.tokenizer.pad_id, cap):
-            probs[idx] = self(x.to(device), lens.to(device)).float().softmax(-1).cpu()
-        self.train(was_training)
+        with self.evaluating() as device:
+            for idx, x, lens in data.predict_batches(ids, batch_size, self.tokenizer.pad_id, cap):
+                probs[idx] = self(x.to(device), lens.to(device)).float().softmax(-1).cpu()
         return probs
 
     def predict(

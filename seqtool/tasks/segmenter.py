@@ -103,7 +103,9 @@ class Segmenter(TaskModel):
 
     def forward_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         labels, logits = batch["labels"], self(batch["chars"])  # (B, T), (B, T, 4)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        loss = F.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=seg.IGNORE
+        )
         return loss, int((labels != seg.IGNORE).sum())
 
     # -- inference -------------------------------------------------------------------------------
@@ -119,19 +121,18 @@ class Segmenter(TaskModel):
         """A label per character of each text. Texts are cut into windows of at most `window`
         characters (each kept label sees `context` characters on both sides), batched by
         length, max_chars per forward pass: memory does not grow with a line's length."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
         ids = [self.encode(t) for t in texts]
         out = [np.zeros(len(t), np.int8) for t in texts]
-        for batch in seg.window_batches([len(t) for t in texts], window, context, max_chars):
-            x = np.zeros((len(batch), batch[0][2] - batch[0][1]), np.int64)  # (B, T), 0: pad
-            for r, (i, s, e, _, _) in enumerate(batch):
-                x[r, : e - s] = ids[i][s:e]
-            best = self(torch.from_numpy(x).to(device)).argmax(-1).to(torch.int8).cpu().numpy()
-            for r, (i, s, _, k0, k1) in enumerate(batch):
-                out[i][k0:k1] = best[r, k0 - s : k1 - s]
-        self.train(was_training)
+        batches = seg.window_batches([len(t) for t in texts], window, context, max_chars)
+        with self.evaluating() as device:
+            for batch in batches:
+                x = np.zeros((len(batch), batch[0][2] - batch[0][1]), np.int64)  # (B, T), 0: pad
+                for r, (i, s, e, _, _) in enumerate(batch):
+                    x[r, : e - s] = ids[i][s:e]
+                logits = self(torch.from_numpy(x).to(device))  # (B, T, 4)
+                best = logits.argmax(-1).to(torch.int8).cpu().numpy()  # (B, T)
+                for r, (i, s, _, k0, k1) in enumerate(batch):
+                    out[i][k0:k1] = best[r, k0 - s : k1 - s]
         return out
 
     def segment(self, texts: Sequence[str], split: bool = True, **options: Any) -> list:

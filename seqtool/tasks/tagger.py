@@ -151,22 +151,19 @@ class Tagger(TaskModel):
         """Tag ids per word, in input order, from length-sorted batches. Each distinct form is
         read by the char encoder once; a sentence longer than MAX_SEGMENT is tagged in
         overlapping windows (each kept tag still sees CONTEXT words on both sides)."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
         forms, word_of, batches = tagging.window_batches(
             sentences, self.word_index, batch_size, max_tokens
         )
-        word_of = torch.tensor(word_of, device=device)  # (U + 1,)
-        char_vectors = tagging.form_vectors(self.backbone, self.tokenizer, forms, device)
         out: list[list[int]] = [[0] * len(s) for s in sentences]
-        for word_types, lengths, keep in batches:
-            word_types = word_types.to(device)  # (B, T)
-            logits = self(word_of[word_types], lengths, word_types, char_vectors=char_vectors)
-            best = logits.argmax(-1).cpu()  # (B, T)
-            for row, (i, start, keep0, keep1) in enumerate(keep):
-                out[i][keep0:keep1] = best[row, keep0 - start : keep1 - start].tolist()
-        self.train(was_training)
+        with self.evaluating() as device:
+            word_of = torch.tensor(word_of, device=device)  # (U + 1,)
+            char_vectors = tagging.form_vectors(self.backbone, self.tokenizer, forms, device)
+            for word_types, lengths, keep in batches:
+                word_types = word_types.to(device)  # (B, T)
+                logits = self(word_of[word_types], lengths, word_types, char_vectors=char_vectors)
+                best = logits.argmax(-1).cpu()  # (B, T)
+                for row, (i, start, keep0, keep1) in enumerate(keep):
+                    out[i][keep0:keep1] = best[row, keep0 - start : keep1 - start].tolist()
         return out
 
     def predict(self, sentences: Sequence[Sequence[str]], **options: Any) -> list[list[str]]:
