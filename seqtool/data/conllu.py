@@ -144,12 +144,11 @@ def simple_tokenize(text: str) -> list[str]:
     return out
 
 
-def read_text_sentences(lines: Iterable[str], tokenize: bool = False) -> Iterator[Sentence]:
-    """One sentence per line; whitespace split, or `simple_tokenize` with tokenize=True.
-    Blank lines become empty sentences so output lines stay aligned with input lines."""
-    split = simple_tokenize if tokenize else str.split
+def read_text_sentences(lines: Iterable[str]) -> Iterator[Sentence]:
+    """One sentence per line, words split at whitespace (`tag --pretokenized`). Blank lines
+    become empty sentences so output lines stay aligned with input lines."""
     for line in lines:
-        yield Sentence(words=split(line), metadata={"text": line.strip()})
+        yield Sentence(words=line.split(), metadata={"text": line.strip()})
 
 
 # -- writing --------------------------------------------------------------------------------
