@@ -118,13 +118,13 @@ def decode(o: DecodeOptions) -> None:
       echo "12 7 301" | seqtool tokenize decode --model tok.model --format ids
     """
     from seqtool import tokenizers
-    from seqtool.data.text import iter_lines
+    from seqtool.data.text import display_name, iter_lines
     from seqtool.errors import DataError, SeqtoolError
 
     if o.fmt not in ("pieces", "ids"):
         raise SeqtoolError(f"--format must be pieces or ids, not {o.fmt!r}")
     tok = tokenizers.load(o.model)
-    name = "<stdin>" if o.file == "-" else o.file
+    name = display_name(o.file)
     for n, line in enumerate(iter_lines(o.file), 1):
         fields = line.split(" ") if line else []
         if o.fmt == "ids":

@@ -95,9 +95,9 @@ def read_conllu(
 def read_conllu_file(
     path: str, tag_field: str = "upos", encoding_errors: str = "strict"
 ) -> Iterator[Sentence]:
-    from seqtool.data.text import iter_lines
+    from seqtool.data.text import display_name, iter_lines
 
-    name = "<stdin>" if path == "-" else path
+    name = display_name(path)
     return read_conllu(iter_lines(path, encoding_errors), name, tag_field)
 
 

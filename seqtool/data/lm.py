@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from seqtool.data.batching import RandomWindows
+from seqtool.data.text import display_name
 from seqtool.errors import SeqtoolError
 
 IN_MEMORY_TOKENS = 50_000_000  # larger token streams stay on disk
@@ -90,7 +91,7 @@ def token_stream(
         raise SeqtoolError("give at least one training file (or - for stdin)")
     if dev is None and dev_fraction > 0 and not 0 < dev_fraction < 1:
         raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
-    names = ["<stdin>" if f == "-" else f for f in files]
+    names = [display_name(f) for f in files]
     files, spooled = corpus.spool_stdin(files)
     try:
         for f, name in zip(files, names, strict=True):

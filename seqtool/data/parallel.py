@@ -12,7 +12,7 @@ from itertools import zip_longest
 
 import numpy as np
 
-from seqtool.data.text import iter_lines
+from seqtool.data.text import display_name, iter_lines
 from seqtool.errors import DataError, SeqtoolError
 
 CHUNK_PAIRS = 10_000
@@ -23,7 +23,7 @@ def iter_tsv(
 ) -> Iterator[tuple[str, str]]:
     """Pairs from `source<TAB>target` lines; blank lines are skipped, a line without a tab is
     an error naming file:line. A target holding further tabs keeps them as spaces."""
-    name = name or ("<stdin>" if path == "-" else path)
+    name = name or display_name(path)
     for n, line in enumerate(iter_lines(path, encoding_errors), 1):
         if not line.strip():
             continue
@@ -65,7 +65,7 @@ def _lists(pairs: Iterator[tuple[str, str]], name: str) -> tuple[list[str], list
 
 def read_tsv(path: str, encoding_errors: str = "strict") -> tuple[list[str], list[str]]:
     """All pairs of a TSV file (see iter_tsv) as two lists."""
-    return _lists(iter_tsv(path, encoding_errors), "<stdin>" if path == "-" else path)
+    return _lists(iter_tsv(path, encoding_errors), display_name(path))
 
 
 def read_parallel(
@@ -114,7 +114,7 @@ class PairFile:
 
         _check_sources(path, source, target)
         given = [path] if path is not None else [source, target]
-        self.names = ["<stdin>" if f == "-" else str(f) for f in given]
+        self.names = [display_name(f) for f in given]
         files, self._spooled = spool_stdin([str(f) for f in given])
         self.files, self.encoding_errors = files, encoding_errors
         self._hash: str | None = None

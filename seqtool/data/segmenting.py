@@ -143,13 +143,13 @@ class SegmentData:
 
 def read_files(files: Sequence[str], encoding_errors: str, counts: Counter | None = None):
     """The paragraphs of CoNLL-U files ('-': stdin); token counts as read_paragraphs'."""
-    from seqtool.data.text import iter_lines
+    from seqtool.data.text import display_name, iter_lines
 
     if not files:
         raise SeqtoolError("give at least one training file (or - for stdin)")
     out: list[Paragraph] = []
     for f in files:
-        name = "<stdin>" if f == "-" else f
+        name = display_name(f)
         out += read_paragraphs(iter_lines(f, encoding_errors), name, counts)
     if not out:
         raise SeqtoolError(f"{files[0]}: no sentences")

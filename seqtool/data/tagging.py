@@ -273,9 +273,9 @@ class TaggedCorpus:
         return [ch for ch, c in self.char_counts.items() if c > 0]
 
     def _read(self, k: int) -> Iterator[Sentence]:
-        from seqtool.data.text import iter_lines
+        from seqtool.data.text import display_name, iter_lines
 
-        name = "<stdin>" if self.names[k] == "-" else self.names[k]
+        name = display_name(self.names[k])
         lines = iter_lines(self.files[k], self.encoding_errors)
         return read_conllu(lines, name, self.tag_field)
 

@@ -14,6 +14,11 @@ from seqtool.errors import DataError, SeqtoolError
 ENCODING_ERRORS = ("strict", "replace", "ignore")
 
 
+def display_name(path: str | Path) -> str:
+    """How messages name an input: its path, or <stdin> for `-`."""
+    return "<stdin>" if str(path) == "-" else str(path)
+
+
 def check_input_path(
     path: str | Path, what: str = "file", expected: str = "a file", error: type = SeqtoolError
 ) -> Path:

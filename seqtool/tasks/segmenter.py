@@ -162,10 +162,10 @@ class Segmenter(TaskModel):
 
     def eval_data(self, path: str, encoding_errors: str = "strict") -> seg.SegmentData:
         """A CoNLL-U file: its paragraphs as raw text with gold labels, and the file for udeval."""
-        from seqtool.data.text import read_text
+        from seqtool.data.text import display_name, read_text
 
         gold = read_text(path, encoding_errors)
-        name = "<stdin>" if path == "-" else path
+        name = display_name(path)
         if not (paragraphs := list(seg.read_paragraphs(gold.splitlines(), name))):
             raise SeqtoolError(f"{name}: no sentences to evaluate on")
         return seg.SegmentData(paragraphs, gold)
