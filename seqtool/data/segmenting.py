@@ -281,6 +281,16 @@ def decode(
     return out
 
 
+def sentences_of(
+    texts: Sequence[str], segmented: Sequence[list[list[Token]]], split: bool
+) -> list[list[Sentence]]:
+    """decode()'s tokens as Sentences per text (`# newpar` on each text's first when split)."""
+    return [
+        [to_sentence(t, toks, newpar=split and j == 0) for j, toks in enumerate(sents)]
+        for t, sents in zip(texts, segmented, strict=True)
+    ]
+
+
 def to_sentence(text: str, tokens: list[Token], newpar: bool = False) -> Sentence:
     """A segmented sentence for the tagger and CoNLL-U output (`# text`, ranges, SpaceAfter)."""
     layout = [

@@ -142,20 +142,19 @@ class Segmenter(TaskModel):
     def sentences(self, texts: Sequence[str], split: bool = True) -> list[list[Sentence]]:
         """Per text, its sentences ready for the tagger and CoNLL-U (`# newpar` on the first
         of each text when split); an empty text has none."""
-        segmented = self.segment(texts, split)
-        return [
-            [seg.to_sentence(t, toks, newpar=split and j == 0) for j, toks in enumerate(sents)]
-            for t, sents in zip(texts, segmented, strict=True)
-        ]
+        return seg.sentences_of(texts, self.segment(texts, split), split)
 
     def predict(self, inputs: Sequence[str], split: bool = True, **options: Any) -> list:
         """The sentences of each text, each a list of words (multiword tokens expanded)."""
         segmented = self.segment(inputs, split, **options)
         return [[[w for t in sent for w in t.words] for sent in sents] for sents in segmented]
 
-    def conllu(self, texts: Sequence[str], split: bool = True) -> str:
+    def conllu(
+        self, texts: Sequence[str], split: bool = True, segmented: list | None = None
+    ) -> str:
         """The texts segmented, as CoNLL-U (no tags, a flat tree)."""
-        sents = [s for group in self.sentences(texts, split) for s in group]
+        segmented = self.segment(texts, split) if segmented is None else segmented
+        sents = [s for group in seg.sentences_of(texts, segmented, split) for s in group]
         return "".join(to_conllu(s, ["_"] * len(s.words)) for s in sents)
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -181,7 +180,8 @@ class Segmenter(TaskModel):
         sides = (([p.labels for p in data.paragraphs], seg.Multiwords(self.mwt.table)),
                  (self.label(texts), self.mwt))  # fmt: skip
         for side, (labels, mwt) in enumerate(sides):
-            for i, sents in enumerate(seg.decode(texts, labels, mwt)):
+            segmented = seg.decode(texts, labels, mwt)  # side 1: the prediction, kept below
+            for i, sents in enumerate(segmented):
                 for sent in sents:
                     sets["sentences"][side].add((i, sent[0].start, sent[-1].end))
                     for t in sent:
@@ -195,7 +195,9 @@ class Segmenter(TaskModel):
             return m
         lines = [s for p in data.paragraphs for s in seg.sentence_texts(p)]
         ud = {
-            "raw paragraphs": ud_scores(io.StringIO(data.gold), self.conllu(texts)),
+            "raw paragraphs": ud_scores(
+                io.StringIO(data.gold), self.conllu(texts, True, segmented)
+            ),
             "sentence per line": ud_scores(io.StringIO(data.gold), self.conllu(lines, False)),
         }
         for k in ("Tokens", "Words", "Sentences"):
