@@ -51,11 +51,11 @@ def _tiny_classifier(texts: list[str], lowercase: bool = False, max_length: int 
     return Classifier(cfg, tok, ["mid", "neg", "pos"])
 
 
-def test_table_is_read_in_chunks_from_arrow_files(tmp_path, monkeypatch):
+def test_table_is_read_in_chunks_from_the_file(tmp_path, monkeypatch):
     data = _write_csv(tmp_path / "t.csv", 57)
     monkeypatch.setattr(tabular, "CHUNK_ROWS", 10)
     table = tabular.read_labelled(tmp_path / "t.csv")
-    assert isinstance(table.dataset, tabular._ArrowFiles)  # nothing memory-mapped
+    assert isinstance(table.source, tabular.TableFile)  # streamed from the file, not held
     chunks = list(table.iter_texts(rows=10))
     assert [len(c) for c in chunks] == [10] * 5 + [7]
     assert [t for c in chunks for t in c] == [t for t, _ in data]

@@ -22,7 +22,14 @@ def display_name(path: str | Path) -> str:
 def check_input_path(
     path: str | Path, what: str = "file", expected: str = "a file", error: type = SeqtoolError
 ) -> Path:
-    """The path of an input that must be a readable file; a clear error otherwise."""
+    """The path of an input that must be a readable file; a clear error otherwise.
+
+    `hf:NAME[:CONFIG][@SPLIT]` names a Hugging Face dataset split: its path is a local copy
+    in the format its columns make (data/hub.py), streamed to disk once per process."""
+    if str(path).startswith("hf:"):
+        from seqtool.data import hub
+
+        return hub.local_copy(str(path))
     p = Path(path)
     if not p.exists():
         raise error(f"{p}: no such {what}")
@@ -55,8 +62,8 @@ def read_text(path: str | Path, encoding_errors: str = "strict") -> str:
     try:
         data = p.read_bytes()
     except OSError as e:
-        raise SeqtoolError(f"{p}: {e.strerror or e}") from None
-    return _decode(data, str(p), encoding_errors)
+        raise SeqtoolError(f"{path}: {e.strerror or e}") from None
+    return _decode(data, str(path), encoding_errors)
 
 
 def iter_lines(path: str | Path | None, encoding_errors: str = "strict") -> Iterator[str]:
@@ -65,7 +72,7 @@ def iter_lines(path: str | Path | None, encoding_errors: str = "strict") -> Iter
         stream, name = sys.stdin.buffer, "<stdin>"
     else:
         p = check_input_path(path)
-        stream, name = p.open("rb"), str(p)
+        stream, name = p.open("rb"), str(path)
     try:
         yield from decode_lines(stream, name, encoding_errors)
     finally:
