@@ -12,6 +12,13 @@ the same run).
     python benchmarks/large_table_rss.py --task translator
     python benchmarks/large_table_rss.py --task tagger
     python benchmarks/large_table_rss.py --rows 5000000 --tokenizer char --keep /data/big.csv
+
+--read-only measures reading alone (classifier tables): `read_labelled` plus one pass over the
+texts, on the CSV and on the same rows as an `hf:` parquet dataset folder, each row's peak RSS
+and rows/s; --baseline-src DIR runs the CSV case also with the seqtool package found in DIR (an
+older checkout, e.g. from `git archive`), in the same run:
+
+    python benchmarks/large_table_rss.py --read-only --rows 1000000 --baseline-src /tmp/old
 """
 
 from __future__ import annotations
@@ -129,6 +136,63 @@ def write_conllu(path: Path, rows: int, seed: int = 0) -> None:
             f.write("\n")
 
 
+READ = """
+import sys, time
+from seqtool.data.tabular import read_labelled
+t0 = time.perf_counter()
+table = read_labelled(sys.argv[1])
+n = sum(len(chunk) for chunk in table.iter_texts())
+assert n == len(table), (n, len(table))
+print(f"{n} {time.perf_counter() - t0:.3f}")
+"""
+
+
+def to_parquet_folder(csv_path: Path, folder: Path) -> None:
+    """The CSV as a local dataset folder (`folder/data/train-*.parquet`, text and a ClassLabel
+    label), written a block at a time by pyarrow."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    names = ["negative", "positive"]
+    meta = {"info": {"features": {
+        "text": {"dtype": "string", "_type": "Value"},
+        "label": {"names": names, "_type": "ClassLabel"},
+    }}}  # fmt: skip
+    import json
+
+    schema = pa.schema([("text", pa.string()), ("label", pa.int64())])
+    schema = schema.with_metadata({"huggingface": json.dumps(meta)})
+    reader = pacsv.open_csv(csv_path, read_options=pacsv.ReadOptions(block_size=16 << 20))
+    with pq.ParquetWriter(folder / "data" / "train-00000-of-00001.parquet", schema) as w:
+        for batch in reader:
+            labels = pa.array([names.index(y) for y in batch.column("label").to_pylist()])
+            w.write_table(pa.table([batch.column("text"), labels], schema=schema))
+
+
+def read_only(big: Path, work: Path, env: dict[str, str], baseline: str | None) -> None:
+    """Reading alone: peak RSS and rows/s of read_labelled + one pass over the texts."""
+    runs = [("this checkout, CSV", str(big), None)]
+    if baseline:
+        runs.insert(0, (f"{baseline}, CSV", str(big), baseline))
+    folder = work / "hfdata"
+    to_parquet_folder(big, folder)
+    runs.append(("this checkout, hf: parquet folder", f"hf:{folder}@train", None))
+    for label, data, src in runs:
+        e = dict(env)
+        if src:
+            e["PYTHONPATH"] = src
+        out = work / "read.out"
+        cmd = ["sh", "-c", f'"$0" -c "$1" "$2" > {out}', sys.executable, READ, data]
+        mb, wall, code = peak_rss_mb(cmd, e)
+        n, secs = out.read_text().split() if code == 0 else ("0", "nan")
+        rate = int(n) / float(secs) if code == 0 else 0.0
+        print(
+            f"read {label}: peak RSS {mb:,.0f} MB, {rate:,.0f} rows/s ({float(secs):.1f} s), exit {code}"
+        )
+
+
 SMALL_ROWS = 10_000
 TASKS = {
     # task: (writer, suffix, rows, tokenizer, dev fraction, reference reading into lists)
@@ -148,6 +212,8 @@ def main() -> None:
     ap.add_argument("--tokenizer", help="unigram | bpe | char (default: the task's)")
     ap.add_argument("--keep", help="write the table here and keep it")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--read-only", action="store_true", help="measure reading only (classifier)")
+    ap.add_argument("--baseline-src", help="with --read-only: also read with the seqtool in DIR")
     args = ap.parse_args()
     write, suffix, rows, tokenizer, dev_fraction, reference = TASKS[args.task]
     rows, tokenizer = args.rows or rows, args.tokenizer or tokenizer
@@ -170,6 +236,14 @@ def main() -> None:
     cmd += ["--threads", "1", "--batch-size", "64"]
     cmd += ["--dev-fraction", dev_fraction, "--eval-every", str(args.steps)]
     print(f"{big.name}: {size_mb:,.0f} MB, {rows:,} rows; --tokenizer {tokenizer or '-'}")
+    if args.read_only:
+        if args.task != "classifier":
+            ap.error("--read-only measures classifier tables")
+        read_only(big, work, env, args.baseline_src)
+        if not args.keep:
+            big.unlink()
+        shutil.rmtree(work, ignore_errors=True)
+        return
     first = 0.0
     for label in ("first run (read + tokenize + cache)", "second run (caches reused)"):
         mb, wall, code = peak_rss_mb(cmd, env)

@@ -105,27 +105,42 @@ def train(
     return trainer.fit(resume=resume)
 
 
-def load(path: str | Path, task: str | tuple[str, ...] | None = None, command: str = "") -> Any:
-    from seqtool import tasks
+def load(
+    path: str | Path,
+    task: str | tuple[str, ...] | None = None,
+    command: str = "",
+    device: str | None = None,
+) -> Any:
+    """A checkpoint by path or by name (`seqtool models`), on `device` (auto|cpu|cuda|mps;
+    None: where it loads, the CPU); an absent device is an error before anything loads."""
+    from seqtool import paths, tasks
 
-    return tasks.load(path, task, command)
+    where = None
+    if device is not None:
+        from seqtool.training import runtime
+
+        where = runtime.resolve_device(device)
+    model = tasks.load(paths.resolve_model(path), task, command)
+    return model if where is None or where.type == "cpu" else model.to(where)
 
 
 def load_header(path: str | Path) -> Any:
     """The checkpoint's header (task, configs, metadata), read without loading weights."""
-    from seqtool import checkpoint
+    from seqtool import checkpoint, paths
 
-    return checkpoint.read_header(path)
+    return checkpoint.read_header(paths.resolve_model(path))
 
 
-def evaluate(path: str | Path, data: str, threads: int = 0, **options: Any) -> dict[str, Any]:
+def evaluate(
+    path: str | Path, data: str, threads: int = 0, device: str | None = None, **options: Any
+) -> dict[str, Any]:
     """Metrics of the checkpoint at `path` on a data file, with the task's own metric.
     options: the `seqtool eval` options the task reads (its `eval_options`)."""
     from seqtool.checkpoint import article
     from seqtool.training import runtime
 
     runtime.set_threads(threads)
-    model = load(path)
+    model = load(path, device=device)
     extra = sorted(k for k in options if k not in model.eval_options)
     if extra:
         flags = ", ".join("--" + k.replace("_", "-") for k in extra)
@@ -154,6 +169,6 @@ def generate(
     from seqtool.decoding import check_sampling
 
     check_sampling(temperature, top_k, top_p)
-    gen = torch.Generator()
+    gen = torch.Generator(next(model.parameters()).device)  # sampling runs where the model is
     gen.manual_seed(seed if seed is not None else torch.seed())
     return model.generate(prompt, length, temperature, top_k, top_p, gen)

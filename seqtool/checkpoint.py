@@ -22,6 +22,9 @@ from seqtool.errors import CheckpointError
 FORMAT_VERSION = "1"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 SAVE_DTYPES = ("fp32", "fp16", "bf16")
+# What save() writes itself; task extras take any other key.
+RESERVED_KEYS = {"format_version", "seqtool_version", "task", "config", "train_config",
+                  "tokenizer", "storage_dtype"}  # fmt: skip
 
 
 @dataclass
@@ -155,6 +158,26 @@ def save(
     for k, v in (extra or {}).items():
         meta[k] = json.dumps(v)
     atomic_write_bytes(path, st_save(out, metadata=meta))
+
+
+def update_metadata(path: str | Path, extra: dict[str, Any], out: str | Path | None = None) -> None:
+    """Rewrite a checkpoint with task extras (JSON values) set in its metadata, to `out`
+    (default: in place, atomically). The tensors are copied as stored, bit for bit."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from safetensors.torch import save as st_save
+
+    header = read_header(path)
+    try:
+        tensors = load_file(str(header.path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{header.path}: damaged checkpoint ({e})") from None
+    meta = dict(header.metadata)
+    for k, v in extra.items():
+        if k in RESERVED_KEYS:
+            raise CheckpointError(f"metadata key {k!r} is reserved")
+        meta[k] = json.dumps(v)
+    atomic_write_bytes(out or header.path, st_save(tensors, metadata=meta))
 
 
 def load_tensors(header: Header) -> dict[str, Any]:

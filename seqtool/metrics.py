@@ -1,5 +1,5 @@
 """Every metric seqtool reports, in one place: accuracy, per-label precision / recall / F1 and
-the confusion matrix (classifier, tagger), nats / bits per character and perplexity (LM), and
+the confusion matrix (classifier, tagger), calibration (ECE, NLL, Brier), nats / bits per character and perplexity (LM), and
 BLEU / chrF through sacreBLEU (translator). Plus the tables `seqtool eval` shows for them."""
 
 from __future__ import annotations
@@ -52,6 +52,75 @@ def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) 
         "per_class": per_class,
         "confusion": {"labels": labels, "matrix": cm},
     }
+
+
+def calibration_metrics(
+    probs: Sequence[Sequence[float]], gold: Sequence[int], bins: int = 10
+) -> dict[str, float]:
+    """How far the probabilities can be trusted: expected calibration error (ECE: |accuracy
+    - mean confidence| of the top label in `bins` equal-width confidence bins, weighted by
+    their counts; Guo et al. 2017), negative log-likelihood of the gold label (nats), and the
+    Brier score (squared error of the probability vector, summed over classes: Brier 1950;
+    twice sklearn's binary `brier_score_loss`). Gold ids of -1 are left out."""
+    rows = [(p, g) for p, g in zip(probs, gold, strict=True) if g >= 0]
+    if not rows:
+        return {"ece": 0.0, "nll": 0.0, "brier": 0.0}
+    nll = brier = 0.0
+    for p, g in rows:
+        nll -= math.log(max(p[g], 1e-12))
+        brier += sum((q - (i == g)) ** 2 for i, q in enumerate(p))
+    ece = sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(rows, bins))
+    n = len(rows)
+    return {"ece": ece / n, "nll": nll / n, "brier": brier / n}
+
+
+def reliability(
+    rows: Sequence[tuple[Sequence[float], int]], bins: int = 10
+) -> list[dict[str, float]]:
+    """The reliability diagram's bins over (probabilities, gold id) rows: for each non-empty
+    confidence bin [lo, hi), its count, mean top-label confidence and accuracy."""
+    acc: list[list[float]] = [[0, 0.0, 0.0] for _ in range(bins)]
+    for p, g in rows:
+        top = max(range(len(p)), key=p.__getitem__)
+        b = min(int(p[top] * bins), bins - 1)
+        acc[b][0] += 1
+        acc[b][1] += p[top]
+        acc[b][2] += top == g
+    return [
+        {
+            "lo": i / bins,
+            "hi": (i + 1) / bins,
+            "count": int(n),
+            "confidence": c / n,
+            "accuracy": a / n,
+        }  # fmt: skip
+        for i, (n, c, a) in enumerate(acc)
+        if n
+    ]
+
+
+def labelled_sets_metrics(
+    labels: list[str], names: Sequence[str], probs: Sequence[Any], gold: Sequence[list[int]]
+) -> dict[str, Any]:
+    """A classifier's metrics over one or more named sets (class probabilities (N, C) and
+    gold ids per set): accuracy, macro-F1, ECE/NLL/Brier, the tables and the reliability
+    bins over their union; with several sets also each one's accuracy and their mean
+    (`accuracy_mean`: each set counts the same, however many rows it has)."""
+    rows = [p.tolist() for p in probs]
+    pred = [[max(range(len(r)), key=r.__getitem__) for r in p] for p in rows]
+    flat = [r for p in rows for r in p]
+    flat_gold = [g for gs in gold for g in gs]
+    metrics = classification_metrics(flat_gold, [p for ps in pred for p in ps], labels)
+    head = {"accuracy": metrics.pop("accuracy")}
+    if len(names) > 1:  # right after the headline (progress shows the first 4)
+        per_set = {
+            f"accuracy_{name}": sum(a == b for a, b in zip(p, g, strict=True)) / max(1, len(p))
+            for name, p, g in zip(names, pred, gold, strict=True)
+        }
+        head |= per_set | {"accuracy_mean": sum(per_set.values()) / len(per_set)}
+    known = [(r, g) for r, g in zip(flat, flat_gold, strict=True) if g >= 0]
+    return {**head, "macro_f1": metrics.pop("macro_f1"), **calibration_metrics(flat, flat_gold),
+            **metrics, "reliability": reliability(known)}  # fmt: skip
 
 
 def language_model_metrics(total_nats: float, tokens: int, chars: float) -> dict[str, float]:

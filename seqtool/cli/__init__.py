@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "eval_command",
         "Evaluate a checkpoint on held-out data with its task's metric.",
     ),
+    "models": ("models", "models", "List the shipped and your own models (-m NAME names them)."),
     "plot": ("plot", "plot", "Draw training curves (loss, dev metric) of one or more runs to a PNG."),
 }
 GROUPS: dict[str, tuple[str, str, str]] = {

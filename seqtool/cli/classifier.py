@@ -48,6 +48,7 @@ class ClassifyOptions:
     )
     threads: int = fields.threads()
     precision: str = fields.precision()
+    device: str = fields.device()
     encoding_errors: str = fields.encoding_errors()
 
 
@@ -98,7 +99,8 @@ def classify(o: ClassifyOptions) -> None:
             f"--format {out_fmt} needs CSV/TSV input; use text or jsonl for {input_format} input"
         )
     runtime.set_threads(o.threads)
-    clf = api.load(o.model or str(paths.default_model("classifier")), "classifier", "classify")
+    model = o.model or str(paths.default_model("classifier"))
+    clf = api.load(model, "classifier", "classify", o.device)
     col = o.text_column or clf.text_column
     device = next(clf.parameters()).device
     with open_output(o.output, newline="") as out, runtime.autocast(device, o.precision):
@@ -157,11 +159,17 @@ def _classify_stream(
 
     writer = _writer(out_fmt, in_fmt, header, label_key, score_key, labels)
     wrote_header = False
+    blank = 0
 
     def process(rows: list[tuple[int, Any]]) -> None:
-        nonlocal wrote_header
+        nonlocal wrote_header, blank
         texts = [text_of(rec, line) for line, rec in rows]
-        preds = clf.predict(texts, batch_size)
+        # Blank in, blank out: an empty text gets no invented label.
+        full = [i for i, t in enumerate(texts) if t.strip()]
+        preds: list[Any] = [None] * len(texts)
+        for i, pred in zip(full, clf.predict([texts[i] for i in full], batch_size), strict=True):
+            preds[i] = pred
+        blank += len(texts) - len(full)
         buf = io.StringIO()
         if not wrote_header and header is not None and out_fmt in ("csv", "tsv"):
             writer(buf, None, header + [label_key, score_key], None)
@@ -173,6 +181,8 @@ def _classify_stream(
 
     # Rounds of `chunk` rows; a live feed that stalls gets what it has sent so far.
     batched(records, chunk, process, lines)
+    if blank:
+        status(f"{blank:,} blank text{'s' if blank > 1 else ''} left unlabelled")
 
 
 def _writer(
@@ -186,7 +196,7 @@ def _writer(
     if out_fmt == "text":
 
         def w(buf: io.StringIO, rec: Any, text: Any, pred: Any) -> None:
-            buf.write(f"{pred[0]}\t{pred[1]:.4f}\n")
+            buf.write(f"{pred[0]}\t{pred[1]:.4f}\n" if pred else "\n")
 
         return w
     if out_fmt == "jsonl":
@@ -195,9 +205,13 @@ def _writer(
             obj = dict(rec) if isinstance(rec, dict) else {"text": text}
             lk = label_key if label_key not in obj or in_fmt != "jsonl" else "predicted_label"
             sk = score_key if lk == label_key else "predicted_score"
-            obj[lk] = pred[0]
-            obj[sk] = round(pred[1], 6)
-            obj["probs"] = {name: round(p, 6) for name, p in zip(labels, pred[2], strict=True)}
+            obj[lk] = pred[0] if pred else None
+            obj[sk] = round(pred[1], 6) if pred else None
+            obj["probs"] = (
+                {name: round(p, 6) for name, p in zip(labels, pred[2], strict=True)}
+                if pred
+                else None
+            )
             buf.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
         return w
@@ -207,7 +221,7 @@ def _writer(
             if rec is None:  # the header row
                 buf.write("\t".join(text) + "\n")
                 return
-            buf.write("\t".join([*rec.values(), pred[0], f"{pred[1]:.4f}"]) + "\n")
+            buf.write("\t".join([*rec.values(), *_cells(pred)]) + "\n")
 
         return w
 
@@ -216,6 +230,11 @@ def _writer(
         if rec is None:
             cw.writerow(text)
             return
-        cw.writerow([*rec.values(), pred[0], f"{pred[1]:.4f}"])
+        cw.writerow([*rec.values(), *_cells(pred)])
 
     return w
+
+
+def _cells(pred: Any) -> list[str]:
+    """A table's label and score cells; empty for a blank text."""
+    return [pred[0], f"{pred[1]:.4f}"] if pred else ["", ""]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqtool.cli import fields
-from seqtool.cli._common import OutputClosed, write
+from seqtool.cli._common import OutputClosed, status, write
 from seqtool.cli.options import run_command
 from seqtool.config import opt
 
@@ -61,6 +61,7 @@ class EvalOptions:
         "table", "table (for people) | json (one object, for machines); both on stdout."
     )
     threads: int = fields.threads(0)
+    device: str = fields.device()
     encoding_errors: str = fields.encoding_errors()
     text_column: str | None = opt(
         None, "classifier: text column (default: as trained).", metavar="COLUMN"
@@ -70,6 +71,12 @@ class EvalOptions:
     )
     tag_field: str | None = opt(None, "tagger: upos | xpos (default: as trained).", metavar="FIELD")
     beam: int | None = opt(None, "translator: beam size (default: 5).", metavar="N")
+    plot: str | None = opt(
+        None,
+        "classifier: draw the reliability diagram (accuracy against confidence) to this PNG "
+        "(needs matplotlib: pip install 'seqtool[plot]').",
+        metavar="FILE.png",
+    )
 
 
 @run_command(EvalOptions)
@@ -92,14 +99,30 @@ def eval_command(o: EvalOptions) -> None:
 
     if o.fmt not in ("table", "json"):
         raise SeqtoolError(f"--format must be table or json, not {o.fmt!r}")
+    if o.plot:
+        from seqtool import reliability
+
+        reliability.check(o.plot)
+        if api.load_header(o.model).task != "classifier":
+            raise SeqtoolError("--plot draws a classifier's reliability diagram; "
+                               f"{o.model} is not a classifier checkpoint")  # fmt: skip
     task_options = {
         k: getattr(o, k)
         for k in ("text_column", "label_column", "tag_field", "beam")
         if getattr(o, k) is not None
     }
     metrics = api.evaluate(
-        o.model, o.data, threads=o.threads, encoding_errors=o.encoding_errors, **task_options
+        o.model,
+        o.data,
+        threads=o.threads,
+        device=o.device,
+        encoding_errors=o.encoding_errors,
+        **task_options,
     )
+    if o.plot:
+        title = f"{os.path.basename(o.model)} on {os.path.basename(o.data)}"
+        reliability.draw(metrics["reliability"], o.plot, title, metrics["ece"])
+        status(f"wrote {o.plot}")
     if o.fmt == "json":
         write(json.dumps(metrics) + "\n", flush=True)
         return

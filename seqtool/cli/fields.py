@@ -21,8 +21,21 @@ def table_file(what: str, table_options: str) -> Any:
 
 
 def model(help_: str) -> Any:
-    """-m/--model: which checkpoint a command runs (each says its default)."""
-    return opt(None, help_, flags=("--model", "-m"), metavar="MODEL")
+    """-m/--model: which checkpoint a command runs (each says its default): a name from
+    `seqtool models` or a .safetensors path."""
+    return opt(
+        None,
+        help_ + " A name from `seqtool models` or a path.",
+        flags=("--model", "-m"),
+        metavar="MODEL",
+    )
+
+
+def device() -> Any:
+    """--device of every command that runs a model (train has TrainConfig.device)."""
+    return opt(
+        "auto", "auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).", metavar="DEVICE"
+    )
 
 
 def fmt(default: str, help_: str, flag: str = "--format") -> Any:
@@ -40,7 +53,10 @@ def threads(default: int = 1, help_: str = "CPU threads (0: torch's default).") 
 
 
 def precision() -> Any:
-    help_ = "bf16 runs under autocast: ~1.6x faster on CPUs with native bf16."
+    help_ = (
+        "bf16 runs under autocast: ~1.6x faster on CPUs with native bf16 and on GPUs; "
+        "refused where the device has no bf16 LSTM."
+    )
     return opt("fp32", help_, metavar="fp32|bf16")
 
 

@@ -38,10 +38,21 @@ def _stdin_lines() -> list[str]:
     return lines
 
 
-def _load(model: str | None) -> Any:
+def _check_device(device: str) -> None:
+    """The traces and gradients are the lesson equations in float64 on the CPU: an
+    accelerator is refused, not silently ignored."""
+    if device not in ("auto", "cpu"):
+        raise SeqtoolError(
+            f"--device {device}: inspect runs the lesson equations in float64 on the CPU; "
+            "use --device cpu (or auto)"
+        )
+
+
+def _load(model: str | None, device: str = "cpu") -> Any:
     from seqtool import api, paths
 
-    return api.load(model or str(paths.default_model("lm")))
+    _check_device(device)
+    return api.load(model or str(paths.default_model("lm")), device="cpu")
 
 
 @app.command("trace")
@@ -66,11 +77,12 @@ def trace(o: TraceOptions) -> None:
     from seqtool.training import runtime
 
     _check_format(o.fmt)
+    _check_device(o.device)
     runtime.set_threads(o.threads)
     if o.text is None and stdin_is_terminal():
         raise SeqtoolError("give TEXT as an argument or pipe it on stdin")
     texts = _stdin_lines() if o.text in (None, "-") else [o.text]
-    m = _load(o.model)
+    m = _load(o.model, o.device)
     for i, t in enumerate(texts):
         tr = run_trace(m, t, sorted(set(o.layer)) if o.layer else None)
         status(render.trace_status(m.task, tr))
@@ -104,6 +116,7 @@ def gradients(o: GradientsOptions) -> None:
     from seqtool.inspect import render  # torch-free: the checks below fail fast
 
     _check_format(o.fmt)
+    _check_device(o.device)
     if not 0 < o.threshold < 1:
         raise SeqtoolError(f"--threshold must be in (0, 1), not {o.threshold}")
     if o.plot:
@@ -122,7 +135,7 @@ def gradients(o: GradientsOptions) -> None:
         what = render.fresh_setup(curves[0].settings)
     else:
         texts = None if o.text is None else (_stdin_lines() if o.text == "-" else [o.text])
-        m = _load(o.model)
+        m = _load(o.model, o.device)
         curves = grad.model_gradients(
             m, texts, o.length, o.layer, o.weight_scale, o.clip, o.repeats, o.seed, o.threshold
         )
@@ -157,8 +170,9 @@ def params(o: ParamsOptions) -> None:
     from seqtool.inspect import render
 
     _check_format(o.fmt)
+    _check_device(o.device)
     if o.model is not None:
-        m = _load(o.model)
+        m = _load(o.model, o.device)
         title = f"{o.model} ({m.task})"
         compare = None
     else:

@@ -13,6 +13,15 @@ def _table_or_jsonl(jsonl: str) -> Any:
     return fields.fmt("table", f"table (for people) | jsonl ({jsonl}); both on stdout.")
 
 
+def _device() -> Any:
+    """inspect runs the lesson equations (float64) on the CPU: --device is checked, not moved."""
+    return opt(
+        "auto",
+        "auto | cpu: the lesson equations run in float64 on the CPU (cuda/mps are refused).",
+        metavar="DEVICE",
+    )
+
+
 def _text(help_: str) -> Any:
     """The TEXT argument: what to run the model on (stdin with `-`)."""
     return opt(None, help_, argument=True, metavar="TEXT")
@@ -32,6 +41,7 @@ class TraceOptions:
     top: int = opt(4, "Most active units listed when H is too large to print whole.")
     fmt: str = _table_or_jsonl("every number, for machines")
     threads: int = fields.threads(1, "CPU threads.")
+    device: str = _device()
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class GradientsOptions:
     )
     fmt: str = _table_or_jsonl("one curve per line with the full series")
     threads: int = fields.threads(1, "CPU threads.")
+    device: str = _device()
 
 
 @dataclass(frozen=True)
@@ -101,3 +112,4 @@ class ParamsOptions:
     )
     vocab: int | None = opt(None, "Add a token embedding of this vocabulary size.")
     fmt: str = _table_or_jsonl("for machines")
+    device: str = _device()

@@ -33,6 +33,7 @@ class GenerateOptions:
     num_samples: int = opt(1, "Independent samples to draw.", flags=("--num-samples", "-k"))
     fmt: str = fields.fmt("text", "text (streamed) | jsonl (one object per sample).")
     threads: int = fields.threads(1, "CPU threads (1 is fastest for batch-1 generation).")
+    device: str = fields.device()
     stats: bool = opt(False, "Print characters/second on stderr.", flags=("--stats",))
 
 
@@ -60,7 +61,7 @@ def generate(o: GenerateOptions) -> None:
         raise SeqtoolError("--length must be >= 0 and --num-samples >= 1")
     runtime.set_threads(o.threads)
     path = o.model or str(paths.default_model("lm"))
-    lm = api.load(path, "lm", "generate")
+    lm = api.load(path, "lm", "generate", o.device)
     lm.check_prompt(o.prompt)
     produced, t0 = 0, time.perf_counter()
     for k in range(o.num_samples):

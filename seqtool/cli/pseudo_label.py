@@ -67,6 +67,7 @@ class PseudoLabelOptions:
     batch_size: int = fields.batch_size(256, "Units per forward pass.")
     threads: int = fields.threads()
     precision: str = fields.precision()
+    device: str = fields.device()
 
 
 @run_command(PseudoLabelOptions)
@@ -121,7 +122,7 @@ def pseudo_label(o: PseudoLabelOptions) -> None:
     runtime.set_threads(o.threads)
     teacher = Ensemble(
         [
-            api.load(m, "classifier", "pseudo-label")
+            api.load(m, "classifier", "pseudo-label", o.device)
             for m in o.model or [str(paths.default_model("classifier"))]
         ]
     )

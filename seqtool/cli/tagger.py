@@ -63,6 +63,7 @@ class TagOptions:
     )
     threads: int = fields.threads()
     precision: str = fields.precision()
+    device: str = fields.device()
     encoding_errors: str = fields.encoding_errors()
 
 
@@ -120,7 +121,7 @@ def tag(o: TagOptions) -> None:
         raise SeqtoolError("no input: give a file or pipe sentences in (one per line)")
     lines = open_lines(path)  # a missing file or a directory fails here, before the model loads
     runtime.set_threads(o.threads)
-    tagger = api.load(o.model or str(paths.default_model("tagger")), "tagger", "tag")
+    tagger = api.load(o.model or str(paths.default_model("tagger")), "tagger", "tag", o.device)
     field = tagger.config.tag_field
     text = decode_lines(lines, lines.name, o.encoding_errors)
     segment = input_format in ("text", "raw") and not o.pretokenized

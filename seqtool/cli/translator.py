@@ -40,6 +40,7 @@ class TranslateOptions:
         32, "Sentences per batch; a live feed is answered as soon as it pauses."
     )
     threads: int = fields.threads()
+    device: str = fields.device()
     encoding_errors: str = fields.encoding_errors()
 
 
@@ -84,7 +85,7 @@ def translate(o: TranslateOptions) -> None:
     lines = open_lines(o.file)  # a missing file or a directory fails here, before the model loads
     runtime.set_threads(o.threads)
     path = o.model or str(paths.default_model("translator"))
-    tr = api.load(path, "translator", "translate")
+    tr = api.load(path, "translator", "translate", o.device)
 
     def flush(batch: list[str]) -> None:
         results = tr.translate(

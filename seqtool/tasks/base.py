@@ -189,7 +189,7 @@ class TaskModel(nn.Module):
             config = cls.config_class.from_dict(header.config)
         except SeqtoolError as e:
             raise CheckpointError(f"{header.path}: bad model config ({e})") from None
-        extra = {k: header.json(k) for k in header.metadata if k not in _RESERVED}
+        extra = {k: header.json(k) for k in header.metadata if k not in checkpoint.RESERVED_KEYS}
         model = cls.from_parts(config, checkpoint.load_tokenizer(header), extra)
         tensors = model.upgrade_keys(checkpoint.load_tensors(header))
         try:
@@ -200,14 +200,3 @@ class TaskModel(nn.Module):
                 f"{header.path}: weights do not fit the config ({first})"
             ) from None
         return model.eval()
-
-
-_RESERVED = {
-    "format_version",
-    "seqtool_version",
-    "task",
-    "config",
-    "train_config",
-    "tokenizer",
-    "storage_dtype",
-}

@@ -10,7 +10,6 @@ branches' log-probabilities are averaged. Data: data/labelled.py; transfer, targ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain
 from typing import Any
 
 import torch
@@ -23,9 +22,9 @@ from seqtool.data.batching import BucketedSource
 from seqtool.data.labelled import Encoded
 from seqtool.data.normalize import prepare_texts
 from seqtool.errors import CheckpointError, SeqtoolError
-from seqtool.metrics import classification_metrics, confusion_table, prf_table
+from seqtool.metrics import confusion_table, labelled_sets_metrics, prf_table
 from seqtool.ngrams import bag_logits, ngram_bag
-from seqtool.recipes import soft_targets, transfer
+from seqtool.recipes import calibration, soft_targets, transfer
 from seqtool.tasks.base import Setup, TaskModel
 from seqtool.tasks.classifier_options import SELECT, ClassifierConfig, ClassifierOptions
 
@@ -51,6 +50,8 @@ class Classifier(TaskModel):
             raise CheckpointError(f"{len(labels)} label names for {config.num_labels} labels")
         self.labels = labels
         self.text_column, self.label_column = "text", "label"
+        self.calibration = calibration.Calibration()  # T = 1 until fitted on dev
+        self.calibration_method = "length"
         self.backbone = Encoder(config.backbone)
         self.dropout = nn.Dropout(config.head_dropout)
         self.head = nn.Linear(self.backbone.output_size, config.num_labels)
@@ -60,7 +61,11 @@ class Classifier(TaskModel):
             self.ngram_embed, self.ngram_head = bag  # their own names: state-dict keys
 
     def extra_metadata(self) -> dict[str, Any]:
-        return {"labels": self.labels, "columns": [self.text_column, self.label_column]}
+        return {"labels": self.labels, "columns": [self.text_column, self.label_column],
+                "calibration": self.calibration.to_dict()}  # fmt: skip
+
+    def callbacks(self) -> list[Any]:  # the best checkpoint's calibration, fitted on dev
+        return [calibration.FitCalibration(self.calibration_method)]
 
     @classmethod
     def from_parts(
@@ -69,6 +74,7 @@ class Classifier(TaskModel):
         model = cls(config, tokenizer, extra.get("labels") or ())
         if extra.get("columns"):
             model.text_column, model.label_column = extra["columns"]
+        model.calibration = calibration.Calibration.from_dict(extra.get("calibration"))
         return model
 
     # -- model ---------------------------------------------------------------------------------
@@ -124,14 +130,22 @@ class Classifier(TaskModel):
         return super().inspect_inputs(prepared)
 
     @torch.inference_mode()
-    def predict_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 256) -> torch.Tensor:
-        """Class probabilities (N, C) for encoded texts (id lists or Rows), in input order."""
-        probs = torch.empty(len(ids), self.config.num_labels)
+    def logits_ids(
+        self, ids: Sequence[Sequence[int]], batch_size: int = 256
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uncalibrated logits (N, C) and token counts (N,) of encoded texts, in input order."""
+        logits = torch.empty(len(ids), self.config.num_labels)
+        lengths = torch.ones(len(ids), dtype=torch.long)
         cap = self.config.max_length if self.config.ngrams else 0  # the backbone's view costs
         with self.evaluating() as device:
             for idx, x, lens in data.predict_batches(ids, batch_size, self.tokenizer.pad_id, cap):
-                probs[idx] = self(x.to(device), lens.to(device)).float().softmax(-1).cpu()
-        return probs
+                logits[idx] = self(x.to(device), lens.to(device)).float().cpu()
+                lengths[idx] = lens
+        return logits, lengths
+
+    def predict_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 256) -> torch.Tensor:
+        """Calibrated class probabilities (N, C) of encoded texts (id lists or Rows)."""
+        return self.calibration.apply(*self.logits_ids(ids, batch_size))
 
     def predict(
         self, texts: Sequence[str], batch_size: int = 256
@@ -157,21 +171,13 @@ class Classifier(TaskModel):
 
     @torch.no_grad()
     def evaluate(self, sets: Encoded | list[tuple[str, Encoded]]) -> dict[str, Any]:
-        """Accuracy, macro-F1, per-class P/R/F1 and the confusion matrix. Given several named
-        sets, the headline numbers are over their union, plus one accuracy per set and their
-        mean (`accuracy_mean`: each set counts the same, however many rows it has)."""
+        """Accuracy, macro-F1, calibration (ECE, NLL, Brier), per-class P/R/F1 and the
+        confusion matrix; given several named sets, over their union, plus one accuracy per
+        set and their mean (metrics.labelled_sets_metrics)."""
         groups = sets if isinstance(sets, list) else [("", sets)]
-        pred = [self.predict_ids(enc.ids).argmax(-1).tolist() for _, enc in groups]
+        probs = [self.predict_ids(enc.ids) for _, enc in groups]
         gold = [[int(y) for y in enc.labels] for _, enc in groups]
-        metrics = classification_metrics([*chain(*gold)], [*chain(*pred)], self.labels)
-        if len(groups) == 1:
-            return metrics
-        per_set = {  # right after the headline (progress shows the first 4)
-            f"accuracy_{name}": sum(a == b for a, b in zip(p, g, strict=True)) / max(1, len(p))
-            for (name, _), p, g in zip(groups, pred, gold, strict=True)
-        }
-        mean = sum(per_set.values()) / len(per_set)
-        return {"accuracy": metrics.pop("accuracy"), **per_set, "accuracy_mean": mean, **metrics}
+        return labelled_sets_metrics(self.labels, [n for n, _ in groups], probs, gold)
 
     @classmethod
     def report(cls, metrics: dict[str, Any]) -> list[Any]:
@@ -196,6 +202,10 @@ class Classifier(TaskModel):
 
         if opts.select not in SELECT:
             raise SeqtoolError(f"--select must be one of {', '.join(SELECT)}, not {opts.select!r}")
+        if opts.calibration not in (*calibration.METHODS, "none"):
+            raise SeqtoolError(
+                f"--calibration must be length, temperature or none, not {opts.calibration!r}"
+            )
         tt = data.read_training(
             opts.files, opts.dev, opts.text_column, opts.label_column, opts.dev_fraction,
             train_cfg.seed,
@@ -220,6 +230,7 @@ class Classifier(TaskModel):
         labels = resume_header.json("labels") if resume_header is not None else tt.classes
         clf = cls(config, tok, labels)
         clf.text_column, clf.label_column = opts.text_column, opts.label_column
+        clf.calibration_method = opts.calibration
         if (fwd or bwd) and resume_header is None:
             transfer.init_from_lm(clf, fwd, bwd)
         train, dev = data.encode_training(clf, tt)

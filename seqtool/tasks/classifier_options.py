@@ -72,6 +72,12 @@ class ClassifierOptions(_Config):
     max_tokens: int = opt(
         0, "Cap tokens per batch (longest x count); 0: --batch-size texts per batch."
     )
+    calibration: str = opt(
+        "length",
+        "How the best checkpoint's probabilities are calibrated on the dev set(s) once "
+        "training ends: length (a temperature that depends on the text's length) | "
+        "temperature (one temperature) | none.",
+    )
     init_from: list[str] | None = opt(
         None,
         "Start embedding + recurrent layers from this LM checkpoint (its tokenizer and sizes "

@@ -9,9 +9,13 @@ import torch
 
 from seqtool.errors import ConfigError
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """auto: cuda, then mps, then cpu. An explicit device that is absent is an error."""
+    if name not in DEVICES and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)} (or cuda:N), not {name!r}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -37,8 +41,29 @@ def seed_everything(seed: int) -> None:
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     if precision == "bf16":
+        if not bf16_supported(device):
+            raise ConfigError(
+                f"--precision bf16: this {device.type.upper()} has no bf16 recurrent kernels "
+                "(oneDNN refuses a bf16 LSTM; CPUs need AVX512-BF16 or AMX); use fp32"
+            )
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+_BF16: dict[str, bool] = {}
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether a bf16-autocast LSTM runs here: probed once per device type (a few ms)."""
+    if device.type not in _BF16:
+        lstm = torch.nn.LSTM(4, 4, batch_first=True).to(device)
+        try:
+            with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+                lstm(torch.zeros(1, 2, 4, device=device))
+            _BF16[device.type] = True
+        except RuntimeError:
+            _BF16[device.type] = False
+    return _BF16[device.type]
 
 
 def rng_state() -> dict:
