@@ -10,12 +10,6 @@ from typing import Any
 from seqtool.config import TrainConfig
 from seqtool.errors import SeqtoolError
 
-# May change on resume. A new --time-budget extends (or shortens) the run: the schedule is
-# then read against the new budget from the elapsed time so far.
-RUNTIME_OPTIONS = {"threads", "device", "log_every", "max_time", "time_budget"}
-# May grow on resume: a finished (or interrupted) --steps run is extended to the new end.
-GROWING_OPTIONS = {"steps"}
-
 
 def task_class(task: str) -> Any:
     """The TaskModel subclass registered for `task`."""
@@ -45,6 +39,8 @@ def train(
     callbacks: list | None = None,
     backbone: dict[str, Any] | None = None,
     restart: bool = False,
+    overwrite: bool = False,
+    given: set[str] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Train a model of `task`. options: fields of the task's options_class (data, setup)
@@ -52,48 +48,25 @@ def train(
 
     resume: continue the run saved beside `out` (a larger train_cfg.steps extends it);
     restart: start over although an interrupted run is saved there (without either, that
-    is refused, so no saved state is thrown away silently)."""
-    from seqtool import checkpoint
-    from seqtool.training import Trainer, runtime
-    from seqtool.training.trainer import interrupted_run, run_dir
+    is refused, so no saved state is thrown away silently); overwrite: replace a finished
+    model at `out` (refused otherwise). given: the option names the user gave (the CLI):
+    a resumed run keeps its own values for the others; None: every option passed counts.
+    Model-changing options that differ from a resumed run's are refused (training.guard)."""
+    from seqtool import notices
+    from seqtool.training import Trainer, guard, runtime
 
     out = Path(out)
-    if out.is_dir():
-        raise SeqtoolError(f"{out}: is a directory; -o takes a .safetensors file path")
-    if resume and restart:
-        raise SeqtoolError("--resume and --restart exclude each other")
-    if not resume and not restart:
-        where = interrupted_run(out)
-        if where is not None:
-            raise SeqtoolError(
-                f"{run_dir(out)}/ holds an interrupted run ({where}): add --resume to continue "
-                "it, or --restart to discard it and start over"
-            )
+    notices.clear()  # warnings from here on belong to this run's log
+    guard.check_output(out, resume, restart, overwrite)
     task_cls = task_class(task)
+    header = None
+    if resume:
+        header, train_cfg, options = guard.resumed(
+            out, task_cls, train_cfg, options, dict(backbone or {}), given
+        )
     opts, model_options = split_options(task_cls, options)
     runtime.set_threads(train_cfg.threads)
     runtime.seed_everything(train_cfg.seed)
-    header = None
-    if resume:
-        last = run_dir(out) / "last.safetensors"
-        if not last.is_file():
-            raise SeqtoolError(f"--resume: nothing to resume in {run_dir(out)}/")
-        header = checkpoint.read_header(last)
-        saved = header.json("train_config", {})
-        now = train_cfg.to_dict()
-        # Where and how fast it runs may change on resume; what it computes may not.
-        diff = sorted(k for k in saved if k not in RUNTIME_OPTIONS and saved[k] != now.get(k))
-        diff = [k for k in diff if not (k in GROWING_OPTIONS and 0 < saved[k] < now.get(k, 0))]
-        if diff:
-            grow = [
-                f"--{k} may only grow, from {saved[k]}"
-                for k in diff
-                if saved[k] and k in GROWING_OPTIONS
-            ]
-            raise SeqtoolError(
-                f"--resume: training options differ from the saved run ({', '.join(diff)})"
-                + "".join(f"; {g}" for g in grow)
-            )
     from seqtool.tasks.base import Setup
 
     setup = Setup(opts, model_options, dict(backbone or {}), train_cfg, header)
@@ -101,7 +74,8 @@ def train(
     # The resolved config goes to the run's files (config.json beside resume state), not
     # to the terminal: the trainer writes it when the run starts.
     callbacks = model.callbacks() + list(callbacks or [])
-    trainer = Trainer(model, source, dev, train_cfg, out, save_dtype, callbacks, console)
+    stored = guard.stored_options(dataclasses.asdict(opts))
+    trainer = Trainer(model, source, dev, train_cfg, out, save_dtype, callbacks, console, stored)
     return trainer.fit(resume=resume)
 
 

@@ -138,7 +138,12 @@ class TrainConfig(_Config):
     seq_len: int = opt(128, "Training window length in tokens (BPTT length).", cli=False)
     lr: float = opt(3e-3, "Peak learning rate (AdamW).")
     weight_decay: float = opt(0.01, "AdamW weight decay.")
-    warmup: int = opt(100, "Linear warmup steps.")
+    warmup: int | None = opt(
+        None,
+        "Linear warmup steps (default: 10 % of the planned steps, at most 100; with "
+        "--time-budget also at most 10 % of the time).",
+        show_default=False,
+    )
     schedule: str = opt("cosine", "LR decay after warmup: cosine | linear | constant.")
     min_lr_ratio: float = opt(0.1, cli=False)
     clip: float = opt(1.0, "Gradient-norm clipping (0: off). Cures exploding gradients.")
@@ -177,6 +182,8 @@ class TrainConfig(_Config):
             raise ConfigError("batch size must be >= 1 and sequence length >= 2")
         if self.lr <= 0:
             raise ConfigError(f"learning rate must be > 0, not {self.lr}")
+        if self.warmup is not None and self.warmup < 0:
+            raise ConfigError(f"warmup must be >= 0, not {self.warmup}")
         if self.steps < 0 or self.epochs <= 0:
             raise ConfigError("steps must be >= 0 and epochs > 0")
         if not 0.0 <= self.ema < 1.0:

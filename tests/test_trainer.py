@@ -81,14 +81,21 @@ def test_resume_with_nothing_to_resume(tmp_path):
         _train(tmp_path / "x.safetensors", _cfg(), resume=True)
 
 
-def test_resume_refuses_changed_options(tmp_path):
+def test_resume_refuses_model_changes_and_takes_a_new_lr(tmp_path):
     from seqtool.errors import SeqtoolError
 
     out = tmp_path / "m.safetensors"
     with pytest.raises(Interrupted):
         _train(out, _cfg(), callbacks=[InterruptAt(5)])
-    with pytest.raises(SeqtoolError, match="lr"):
-        _train(out, _cfg(lr=0.5), resume=True)
+    bigger = {**BACKBONE, "hidden_size": 32}
+    with pytest.raises(SeqtoolError, match=r"--hidden 32 \(the run has 16\)"):
+        api.train("lm", out, _cfg(), files=[str(SAMPLE)], backbone=bigger, resume=True)
+    with pytest.raises(SeqtoolError, match=r"--batch-size 4 \(the run has 8\)"):
+        _train(out, _cfg(batch_size=4), resume=True)  # the data order would change
+    _train(out, _cfg(lr=0.02), resume=True)  # how it trains may change
+    rows = [json.loads(x) for x in (tmp_path / "m.run" / "metrics.jsonl").open()]
+    lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    assert lrs[5] <= 0.01 and lrs[6] > 0.01  # the new peak from the step resumed at
 
 
 def test_early_stopping(tmp_path):
@@ -211,11 +218,16 @@ def test_new_run_into_an_interrupted_run_is_refused(tmp_path):
     assert torch.load(state, weights_only=True)["finished"]
 
 
-def test_finished_run_is_replaced_by_a_new_run(tmp_path):
+def test_finished_run_is_replaced_only_with_overwrite(tmp_path):
+    from seqtool.errors import SeqtoolError
+
     out = tmp_path / "m.safetensors"
     _train(out, _cfg(steps=10, seed=4))
     first = _log(out)
-    assert _train(out, _cfg(steps=10, seed=4))["steps"] == 10  # no flag needed
+    with pytest.raises(SeqtoolError, match=r"already holds a trained model \(an lm, 10 steps\)"):
+        _train(out, _cfg(steps=10, seed=5))
+    assert _log(out) == first  # untouched
+    assert _train(out, _cfg(steps=10, seed=4), overwrite=True)["steps"] == 10
     assert _log(out) == first  # a fresh run, not appended to the old one
 
 
@@ -246,10 +258,8 @@ def test_finished_steps_run_is_extended_with_resume(tmp_path):
     assert summary["steps"] == 30 and summary["stopped"] == "completed"
     rows = [json.loads(x) for x in (tmp_path / "m.run" / "metrics.jsonl").open()]
     assert [r["step"] for r in rows if "loss" in r] == list(range(1, 31))
-    with pytest.raises(SeqtoolError, match="may only grow, from 30"):
+    with pytest.raises(SeqtoolError, match="--steps 25 is not beyond the 30 steps"):
         _train(out, _cfg(steps=25), resume=True)
-    with pytest.raises(SeqtoolError, match=r"differ .*\(lr\)"):  # what it computes may not
-        _train(out, _cfg(steps=40, lr=0.5), resume=True)
 
 
 # -- progress without a terminal ------------------------------------------------------------

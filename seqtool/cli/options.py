@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seqtool.cli._common import err_console, status
+from seqtool.cli._common import err_console
 
 # Options of every training run that are not part of any config.
 _RUN = {
@@ -50,6 +50,15 @@ _RUN = {
             "--restart",
             help="Start over even though --output's run directory holds an interrupted run "
             "(its saved state is discarded).",
+        ),
+    ),
+    "overwrite": (
+        bool,
+        False,
+        typer.Option(
+            "--overwrite",
+            help="Replace the finished model at --output (and its run directory) with a new "
+            "run; without it, training into an existing model is refused.",
         ),
     ),
     "save_dtype": (
@@ -154,7 +163,7 @@ def train_command(task_cls: Any) -> Any:
     ]
     for name, tp, meta, default in _fields(TrainConfig, offered):
         add("train", name, tp, meta, default)
-    for name in ("resume", "restart", "save_dtype"):
+    for name in ("resume", "restart", "overwrite", "save_dtype"):
         tp, default, decl = _RUN[name]
         params.append(_plain(name, tp, default, decl))
     for name, tp, meta, default in _fields(BackboneConfig):
@@ -162,9 +171,13 @@ def train_command(task_cls: Any) -> Any:
             add("backbone", name, tp, meta, task_cls.backbone_defaults.get(name, default))
     # Typer wants arguments before options in the signature it reads.
     params.sort(key=lambda p: not _is_argument(p))
+    # The click context tells options given from defaults (a resumed run keeps its own).
+    params.append(
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    )
 
-    def command(**kwargs: Any) -> None:
-        run_training(task_cls.task, groups, kwargs)
+    def command(ctx: typer.Context, **kwargs: Any) -> None:
+        run_training(task_cls.task, groups, kwargs, _given(ctx, kwargs))
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = task_cls.options_class.__doc__
@@ -193,6 +206,16 @@ def run_command(options_class: type) -> Any:
     return wrap
 
 
+def _given(ctx: Any, kwargs: dict[str, Any]) -> set[str]:
+    """Names of the options the command line gave (not their defaults)."""
+    given = set()
+    for name in kwargs:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given.add(name)
+    return given
+
+
 def _plain(name: str, tp: Any, default: Any, decl: Any) -> inspect.Parameter:
     kind = inspect.Parameter.KEYWORD_ONLY
     return inspect.Parameter(name, kind, default=default, annotation=Annotated[tp, decl])
@@ -202,9 +225,11 @@ def _is_argument(p: inspect.Parameter) -> bool:
     return any(isinstance(m, typer.models.ArgumentInfo) for m in p.annotation.__metadata__)
 
 
-def run_training(task: str, groups: dict[str, list[str]], kwargs: dict[str, Any]) -> None:
+def run_training(
+    task: str, groups: dict[str, list[str]], kwargs: dict[str, Any], given: set[str]
+) -> None:
     """Split the parsed options by where they belong and train through the api."""
-    from seqtool import api
+    from seqtool import api, notices
     from seqtool.config import TrainConfig
 
     train_cfg = TrainConfig.from_dict({k: kwargs[k] for k in groups["train"]})
@@ -215,6 +240,8 @@ def run_training(task: str, groups: dict[str, list[str]], kwargs: dict[str, Any]
         train_cfg,
         resume=kwargs["resume"],
         restart=kwargs["restart"],
+        overwrite=kwargs["overwrite"],
+        given=given,
         save_dtype=kwargs["save_dtype"],
         console=err_console(),
         backbone={k: kwargs[k] for k in groups["backbone"]},
@@ -224,7 +251,7 @@ def run_training(task: str, groups: dict[str, list[str]], kwargs: dict[str, Any]
         return
     best = {k: v for k, v in summary["best"].items() if isinstance(v, int | float)}
     detail = "  ".join(f"{k} {v:.4g}" for k, v in best.items()) if best else "no dev data"
-    status(
+    notices.say(
         f"saved {summary['output']} after {summary['steps']} steps in "
-        f"{summary['elapsed_s'] / 60:.1f} min ({summary['stopped']}); best dev: {detail}"
+        f"{notices.duration(summary['elapsed_s'])} ({summary['stopped']}); best dev: {detail}"
     )

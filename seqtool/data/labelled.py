@@ -17,6 +17,7 @@ import torch
 
 from seqtool.data.batching import eval_batches, pad
 from seqtool.data.normalize import prepare_texts
+from seqtool.data.split import dev_count
 from seqtool.data.tabular import LabelledTable, read_labelled
 from seqtool.errors import DataError, SeqtoolError
 
@@ -118,13 +119,12 @@ def read_training(
 
 def hold_out(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(training rows, held-out dev rows or None): a seeded random `fraction` of n rows (files
-    are often sorted by label), or every row for training when fraction is 0."""
-    if fraction <= 0:
+    are often sorted by label; data.split.dev_count sets the minimum), or every row for
+    training when fraction is 0 or the data is too small for a dev set."""
+    k = dev_count(n, fraction, "rows")  # at least enough to rank checkpoints, or none
+    if k == 0:
         return np.arange(n, dtype=np.int64), None
-    if not 0 < fraction < 1:
-        raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {fraction}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-    k = max(1, int(n * fraction))
     return perm[k:], perm[:k]
 
 

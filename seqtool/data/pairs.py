@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from seqtool.config import _Config, opt, tokenizer_opt, tokenizer_sample_opt
+from seqtool.data.split import dev_count
 from seqtool.errors import SeqtoolError
 from seqtool.tokenizers.base import BOS, EOS
 
@@ -254,10 +255,8 @@ def training_pairs(
         dev = None
         if opts.dev is not None:
             dev = read_pairs(opts.dev, encoding_errors=opts.encoding_errors)
-        elif opts.dev_fraction > 0:
-            if not 0 < opts.dev_fraction < 1:
-                raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {opts.dev_fraction}")
-            n = max(1, int(len(pairs) * (1 - opts.dev_fraction)))
+        elif k := dev_count(len(pairs), opts.dev_fraction, "pairs"):  # enough to rank, or 0
+            n = len(pairs) - k
             dev = pairs.pairs(n)  # the tail
         if resumed is not None:  # same tokenizers and config; the trainer loads the weights
             model = resumed()

@@ -304,15 +304,12 @@ class TaggedCorpus:
         counts are then those of the first n), else none."""
         if dev is not None:
             return len(self), read_sentences(dev, self.tag_field, self.encoding_errors)
-        if dev_fraction <= 0:
+        from seqtool.data.split import dev_count
+
+        k = dev_count(len(self), dev_fraction, "sentences")  # enough to rank checkpoints, or 0
+        if k == 0:
             return len(self), None
-        if not 0 < dev_fraction < 1:
-            raise SeqtoolError(f"--dev-fraction must be in (0, 1), not {dev_fraction}")
-        n = max(1, int(len(self) * (1 - dev_fraction)))
-        if n >= len(self):
-            raise SeqtoolError(
-                "too few sentences to hold out a dev set; pass --dev or --dev-fraction 0"
-            )
+        n = len(self) - k
         tail = [s for i, s in enumerate(self.sentences()) if i >= n]
         for s in tail:
             self._count(s, -1)

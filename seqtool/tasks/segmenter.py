@@ -25,6 +25,7 @@ from seqtool.backbone import Encoder
 from seqtool.config import BackboneConfig, _Config, backbone_field, opt
 from seqtool.data import segmenting as seg
 from seqtool.data.conllu import Sentence, to_conllu
+from seqtool.data.split import dev_count
 from seqtool.errors import SeqtoolError
 from seqtool.metrics import prf, prf_table, ud_scores
 from seqtool.tasks.base import Setup, TaskModel
@@ -228,8 +229,8 @@ class Segmenter(TaskModel):
         paragraphs = seg.read_files(opts.files, opts.encoding_errors, counts)
         if opts.dev is not None:
             dev = seg.SegmentData(seg.read_files([opts.dev], opts.encoding_errors))
-        else:  # the tail, when there are paragraphs to spare
-            cut = max(1, round(len(paragraphs) * (1 - opts.dev_fraction)))
+        else:  # the tail, when there are enough paragraphs to rank checkpoints
+            cut = len(paragraphs) - dev_count(len(paragraphs), opts.dev_fraction, "paragraphs")
             dev = seg.SegmentData(paragraphs[cut:]) if cut < len(paragraphs) else None
             paragraphs = paragraphs[:cut]
         text, labels = seg.running_text(paragraphs)

@@ -93,7 +93,16 @@ class SpmTokenizer(SpecialIds):
                 )
             # Small corpora cannot fill a large vocabulary; sentencepiece says how many fit.
             raise SeqtoolError(f"sentencepiece: {msg}") from e
-        return cls(buf.getvalue())
+        tok = cls(buf.getvalue())
+        if tok.vocab_size < vocab_size:  # hard_vocab_limit=False: smaller, and said so
+            from seqtool import notices
+
+            notices.warn(
+                f"--vocab-size {vocab_size:,} not reached: this text gives {tok.vocab_size:,} "
+                f"{model_type} ids (256 byte pieces and 4 specials among them); more text "
+                "gives more"
+            )
+        return tok
 
     @property
     def vocab_size(self) -> int:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seqtool.notices import duration, silence_stderr
+
 if TYPE_CHECKING:
     from seqtool.training.trainer import Trainer
 
@@ -26,6 +28,15 @@ class Callback:
 def _fmt_metrics(metrics: dict[str, float], limit: int = 4) -> str:
     scalars = [(k, v) for k, v in metrics.items() if isinstance(v, int | float)][:limit]
     return "  ".join(f"{k} {v:.4g}" for k, v in scalars)
+
+
+def _print(console: Any, line: str) -> None:
+    """A progress line; a closed stderr (`seqtool train ... 2>&1 | head`) is pointed at
+    /dev/null instead of stopping the run, which then finishes and saves as usual."""
+    try:
+        console.print(line, highlight=False, soft_wrap=True)
+    except (OSError, ValueError):
+        silence_stderr()
 
 
 def _timed(trainer: Trainer) -> bool:
@@ -86,12 +97,11 @@ class Progress(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:
         if not self.console.is_terminal:
-            self.console.print(
+            _print(
+                self.console,
                 f"training {trainer.model.task}: {_length(trainer)} from step "
                 f"{trainer.step}, {trainer.num_params:,} parameters, device {trainer.device}; "
                 f"config in {trainer.dir / 'config.json'}",
-                highlight=False,
-                soft_wrap=True,
             )
             self.start = self.last = time.monotonic()
             self.start_step = trainer.step
@@ -133,7 +143,7 @@ class Progress(Callback):
             now = time.monotonic()
             if now - self.last >= self.every:
                 self.last = now
-                self.console.print(self._line(trainer, now), highlight=False, soft_wrap=True)
+                _print(self.console, self._line(trainer, now))
             return
         fields = {}
         if loss is not None:
@@ -163,9 +173,9 @@ class Progress(Callback):
         rate = f"{trainer.tokens_per_sec:,.0f} tok/s  " if trainer.tokens_per_sec > 0 else ""
         line = (
             f"step {trainer.step}{_of_total(trainer)}  dev {_fmt_metrics(metrics)}{mark}  "
-            f"{rate}{trainer.elapsed / 60:.1f} min"
+            f"{rate}{duration(trainer.elapsed)}"
         )
-        self.console.print(line, highlight=False)
+        _print(self.console, line)
 
     def on_train_end(self, trainer: Trainer) -> None:
         if self.bar is not None:
@@ -174,8 +184,8 @@ class Progress(Callback):
 
 
 class MetricsLog(Callback):
-    """Appends one JSON object per logged step / evaluation to a .jsonl file, and writes the
-    run's resolved config beside it (config.json) when training starts or resumes."""
+    """Appends one JSON object per logged step / evaluation / warning to a .jsonl file, and
+    writes the run's resolved config beside it (config.json) when training starts or resumes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -185,6 +195,8 @@ class MetricsLog(Callback):
 
         model = trainer.model
         cfg = {"task": model.task, "model": model.config.to_dict(), "train": trainer.cfg.to_dict()}
+        if getattr(trainer, "options", None) is not None:
+            cfg["options"] = trainer.options
         text = json.dumps(cfg, sort_keys=True, indent=2) + "\n"
         atomic_write_bytes(self.path.with_name("config.json"), text.encode())
 
@@ -206,6 +218,9 @@ class MetricsLog(Callback):
 
     def on_eval(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:
         self._write({"step": trainer.step, "time": round(trainer.elapsed, 3), "dev": metrics})
+
+    def write_warning(self, trainer: Trainer, message: str) -> None:
+        self._write({"step": trainer.step, "time": round(trainer.elapsed, 3), "warning": message})
 
 
 class EarlyStopping(Callback):

@@ -6,8 +6,9 @@ Files of a run with output `model.safetensors`:
     model.run/last.safetensors the latest weights, full precision
     model.run/resume.pt        optimizer, step, schedule, RNG, data position (tensors and
                                plain values only; loaded with weights_only=True)
-    model.run/metrics.jsonl    one JSON object per logged step and evaluation
-    model.run/config.json      the resolved task, model and training config (MetricsLog)
+    model.run/metrics.jsonl    one JSON object per logged step, evaluation and warning
+    model.run/config.json      the resolved task, model, training config and the task's
+                               data options (MetricsLog; --resume compares against them)
 A run whose resume.pt is not marked finished is interrupted: see interrupted_run().
 """
 
@@ -16,19 +17,24 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from seqtool import checkpoint
+from seqtool import checkpoint, notices
 from seqtool.config import TrainConfig
 from seqtool.errors import CheckpointError, SeqtoolError
 from seqtool.tasks.base import TaskModel
-from seqtool.training import distributed, runtime
+from seqtool.training import distributed, ema, runtime
 from seqtool.training.callbacks import Callback, EarlyStopping, MetricsLog, Progress, TimeLimit
+from seqtool.training.checks import RunChecks
+from seqtool.training.runfiles import interrupted_run, run_dir
+from seqtool.training.schedule import auto_warmup, lr_lambda
+
+__all__ = ["BatchSource", "Interrupted", "Trainer", "interrupted_run", "lr_lambda", "run_dir"]
 
 
 class BatchSource(Protocol):
@@ -47,47 +53,6 @@ class Interrupted(SeqtoolError):
     exit_code = 130
 
 
-def run_dir(out: Path) -> Path:
-    return out.with_name(out.name.removesuffix(".safetensors") + ".run")
-
-
-def interrupted_run(out: Path) -> str | None:
-    """Where the unfinished run saved for `out` stopped ("step 7 of 40"), or None: no saved
-    state, or the run finished (its final save says so). A new run into `out` must then say
-    --resume or --restart, so saved state is never thrown away silently."""
-    try:  # mmap: only the few plain values are read, not the optimizer state
-        path = run_dir(out) / "resume.pt"
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except FileNotFoundError:  # no run (or another rank just started over)
-        return None
-    except Exception:  # damaged or foreign: still not to be thrown away unasked
-        return "its saved state is unreadable"
-    steps = int((state.get("train_config") or {}).get("steps") or 0)
-    step = int(state.get("step", 0))
-    # Runs saved before the flag existed: finished when they reached their --steps.
-    if state.get("finished", steps > 0 and step >= steps):
-        return None
-    return f"step {step}" + (f" of {steps}" if steps else "")
-
-
-def lr_lambda(cfg: TrainConfig, total: int, progress: Callable[[int], float] | None = None):
-    """Warmup (steps), then decay by progress in [0, 1]: steps done / total by default."""
-
-    def f(step: int) -> float:
-        if cfg.warmup > 0 and step < cfg.warmup:
-            return (step + 1) / cfg.warmup
-        if cfg.schedule == "constant":
-            return 1.0
-        if progress is not None:
-            p = progress(step)
-        else:
-            p = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
-        decay = 0.5 * (1 + math.cos(math.pi * p)) if cfg.schedule == "cosine" else 1 - p
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
-
-    return f
-
-
 class Trainer:
     def __init__(
         self,
@@ -99,8 +64,11 @@ class Trainer:
         save_dtype: str = "fp32",
         callbacks: list[Callback] | None = None,
         console: Any = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.cfg, self.train_data, self.dev = cfg, train, dev
+        self.console = console
+        self.options = options  # the task's data and setup options, for config.json
         self.out = Path(out)
         self.dir = run_dir(self.out)
         self.save_dtype = save_dtype
@@ -138,8 +106,12 @@ class Trainer:
         )
         if budget > 0 and not cfg.steps:
             self.total_steps = 10**9  # the budget ends the run
+        self.warmup = auto_warmup(cfg, None if self.total_steps == 10**9 else self.total_steps)
+        self._time_done = (lambda: getattr(self, "elapsed", 0.0) / budget) if budget > 0 else None
+        self._progress = progress
+        self._set_schedule()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(cfg, self.total_steps, progress)
+            self.optimizer, lambda step: self._lr_factor(step)
         )
         # Only rank 0 shows progress and writes logs; every rank runs the stop rules.
         self.callbacks: list[Callback] = (
@@ -151,6 +123,8 @@ class Trainer:
             limit = min(t for t in (cfg.max_time, cfg.time_budget) if t > 0)
             self.callbacks.append(TimeLimit(limit))
         self.callbacks += callbacks or []
+        if self.is_main and dev is not None:  # last: older resume states have no entry for it
+            self.callbacks.append(RunChecks())
         # --ema: a moving average of the weights, used for evaluation and the saved model.
         self.ema: list[torch.Tensor] | None = None
         if cfg.ema > 0:
@@ -171,6 +145,33 @@ class Trainer:
     def stop(self, reason: str) -> None:
         self._stop_reason = reason
 
+    def _set_schedule(self) -> None:
+        self._lr_factor = lr_lambda(
+            self.cfg, self.total_steps, self._progress, self.warmup, self._time_done
+        )
+
+    # -- warnings ------------------------------------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        """A warning about this run: one line on stderr and a record in metrics.jsonl."""
+        if not self.is_main:
+            return
+        line = f"warning: {message}"
+        try:
+            if self.console is not None:
+                self.console.print(line, highlight=False, soft_wrap=True)
+            else:
+                print(line, file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr closed (`2>&1 | head`): train on regardless
+            notices.silence_stderr()
+        self.log_warning(message)
+
+    def log_warning(self, message: str) -> None:
+        """Record a warning already shown in the run's metrics log."""
+        for cb in self.callbacks:
+            if isinstance(cb, MetricsLog):
+                cb.write_warning(self, message)
+
     def _resume_state(self, finished: bool = False) -> dict[str, Any]:
         return {
             "step": self.step,
@@ -184,6 +185,7 @@ class Trainer:
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "train_config": self.cfg.to_dict(),
             "ema": self.ema,
+            "warmup": self.warmup,
             "finished": finished,  # False: an interrupted run (see interrupted_run)
         }
 
@@ -223,6 +225,10 @@ class Trainer:
         self.step = int(state["step"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.cfg.warmup is None and state.get("warmup") is not None:
+            self.warmup = int(state["warmup"])  # an extended run does not warm up again
+            self._set_schedule()
+        self._apply_hyperparameters()
         if not self.is_main:  # this rank's own RNG streams and data position
             state.update(torch.load(self._resume_path(), map_location="cpu", weights_only=True))
         runtime.set_rng_state(state["rng"])
@@ -236,6 +242,17 @@ class Trainer:
             self.ema = [t.to(self.device) for t in saved]
         for cb, s in zip(self.callbacks, state["callbacks"], strict=False):
             cb.load_state_dict(s)
+
+    def _apply_hyperparameters(self) -> None:
+        """After loading saved optimizer state: this run's --lr and --weight-decay (a resumed
+        run may change them), and the LR the schedule gives at the step reached."""
+        self.scheduler.base_lrs = [self.cfg.lr] * len(self.optimizer.param_groups)
+        decay = [self.cfg.weight_decay, 0.0]
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["initial_lr"] = self.cfg.lr
+            group["weight_decay"] = decay[i] if i < len(decay) else group["weight_decay"]
+            group["lr"] = self.cfg.lr * self._lr_factor(max(0, self.step))
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         """Ctrl-C / SIGTERM stop at the next step boundary, so saved state is consistent;
@@ -262,27 +279,11 @@ class Trainer:
 
     def _update_ema(self) -> None:
         assert self.ema is not None
-        # Short memory early on, so the average is not dominated by the random init.
-        decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            params = [p.detach() for p in self.model.parameters()]
-            torch._foreach_lerp_(self.ema, params, 1.0 - decay)
+        ema.update(self.ema, self.model, self.cfg.ema, self.step)
 
-    @contextlib.contextmanager
-    def averaged_weights(self) -> Iterator[None]:
+    def averaged_weights(self) -> contextlib.AbstractContextManager:
         """Within: the model holds the averaged weights (no-op without --ema)."""
-        if self.ema is None:
-            yield
-            return
-        params = list(self.model.parameters())
-        with torch.no_grad():
-            current = [p.detach().clone() for p in params]
-            torch._foreach_copy_([p.data for p in params], self.ema)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                torch._foreach_copy_([p.data for p in params], current)
+        return ema.swapped_in(self.model, self.ema)
 
     # -- loop --------------------------------------------------------------------------------
 
@@ -320,6 +321,8 @@ class Trainer:
         model.train()
         for cb in self.callbacks:
             cb.on_train_start(self)
+        for message in notices.take():  # raised while the run was set up, already shown
+            self.log_warning(message)
         self._interrupted = False
         old_handlers = self._install_signal_handlers()
         window_tokens, window_start, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0

@@ -1,0 +1,61 @@
+"""Warnings a user should see: one line each on stderr, also kept so that a training run can
+write them to its metrics log (the trainer takes the ones raised while it was being set up).
+
+Also the stderr writer that survives a closed stderr (`seqtool train ... 2>&1 | head`): once
+the reader is gone, stderr is pointed at /dev/null and the command carries on, so a run still
+finishes and saves. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_pending: list[str] = []
+
+
+def warn(message: str) -> None:
+    """Print `warning: message` on stderr and keep it for the run's log."""
+    _pending.append(message)
+    say(f"warning: {message}")
+
+
+def take() -> list[str]:
+    """The warnings raised since the last take() or clear(), oldest first."""
+    out = list(_pending)
+    _pending.clear()
+    return out
+
+
+def clear() -> None:
+    _pending.clear()
+
+
+def say(line: str) -> None:
+    """One line on stderr; a closed stderr is silenced instead of stopping the command."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a broken pipe; ValueError: the stream object was closed
+        silence_stderr()
+
+
+def silence_stderr() -> None:
+    """Point file descriptor 2 at /dev/null: the reader of stderr went away. What the
+    stream still buffers then goes nowhere, not into another BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stderr__.fileno() if sys.__stderr__ else 2)
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def duration(seconds: float) -> str:
+    """A run's length as people say it: `42.3 s`, `12.5 min`, `2 h 05 min`."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    h, m = divmod(round(seconds / 60), 60)
+    return f"{h} h {m:02d} min"
