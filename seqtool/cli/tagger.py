@@ -90,7 +90,7 @@ def tag(o: TagOptions) -> None:
     from seqtool import api, paths
     from seqtool.data.conllu import Sentence, read_conllu, read_text_sentences
     from seqtool.data.stream import batched, open_lines
-    from seqtool.data.text import decode_lines
+    from seqtool.data.text import check_input_path, decode_lines
     from seqtool.errors import SeqtoolError
     from seqtool.training import runtime
 
@@ -105,7 +105,9 @@ def tag(o: TagOptions) -> None:
     path = o.file or "-"
     stdin = path == "-"
     if input_format == "auto":
-        input_format = "conllu" if not stdin and path.lower().endswith(".conllu") else "text"
+        # an hf: dataset of word lists arrives as a .conllu copy (data/hub.py)
+        conllu = not stdin and str(check_input_path(path)).lower().endswith(".conllu")
+        input_format = "conllu" if conllu else "text"
         why = f"{path} is CoNLL-U by its extension: already tokenized"
     else:
         why = "CoNLL-U is already tokenized"

@@ -63,7 +63,7 @@ def translate(o: TranslateOptions) -> None:
     """
     from seqtool import api, paths
     from seqtool.data.stream import batched, open_lines
-    from seqtool.data.text import decode_lines
+    from seqtool.data.text import check_input_path, decode_lines
     from seqtool.errors import SeqtoolError
     from seqtool.training import runtime
 
@@ -80,7 +80,8 @@ def translate(o: TranslateOptions) -> None:
     if o.max_length_ratio is not None and o.max_length_ratio <= 0:
         raise SeqtoolError("--max-length-ratio must be > 0")
     if input_format == "auto":
-        ext = o.file.lower().rpartition(".")[2] if o.file != "-" else ""
+        # an hf: dataset of sentence pairs arrives as a .tsv copy (data/hub.py)
+        ext = str(check_input_path(o.file)).lower().rpartition(".")[2] if o.file != "-" else ""
         input_format = "tsv" if ext in ("tsv", "tab") else "text"
     lines = open_lines(o.file)  # a missing file or a directory fails here, before the model loads
     runtime.set_threads(o.threads)
