@@ -1,4 +1,5 @@
-"""`seqtool inspect trace | gradients | params`: the RNN/LSTM/GRU lessons, run on real models.
+"""`seqtool inspect trace | gradients | params | cells`: the RNN/LSTM/GRU lessons, run on real
+models.
 
 Tables and charts are the result: stdout (`--format jsonl`: every number); status: stderr.
 The work is done by `seqtool.inspect`, imported inside each command: no torch on import.
@@ -7,13 +8,19 @@ The work is done by `seqtool.inspect`, imported inside each command: no torch on
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from seqtool.cli._common import status, stdin_is_terminal, write
 from seqtool.cli.evaluate import print_results
-from seqtool.cli.inspect_options import GradientsOptions, ParamsOptions, TraceOptions
+from seqtool.cli.inspect_options import (
+    CellsOptions,
+    GradientsOptions,
+    ParamsOptions,
+    TraceOptions,
+)
 from seqtool.cli.options import run_command
 from seqtool.errors import SeqtoolError
 
@@ -200,3 +207,96 @@ def params(o: ParamsOptions) -> None:
     if compare:
         shown += [render.cells_table(compare), render.CELLS_FORMULA]
     print_results(*shown)
+
+
+@app.command("cells")
+@run_command(CellsOptions)
+def cells(o: CellsOptions) -> None:
+    """Find the units that follow features of the text (the line position, quotes, brackets,
+    your own regexes) and colour the text by them (Karpathy, Johnson & Fei-Fei 2015).
+
+    Every unit of every layer, direction and state (h; c for an LSTM) is correlated with each
+    probe over the text (Pearson r over tokens, in one streaming pass: a 1 MB text runs in
+    bounded memory). Layers are numbered as `inspect trace` numbers them. A probe that is
+    constant on the text, or a regex that never matches, is skipped with its reason. With a
+    classifier and a labelled table, the "label" probe also finds the unit whose pooled value
+    alone best separates the two labels (Radford et al. 2017's sentiment unit), beside the
+    full model's accuracy.
+
+    Examples:
+
+      seqtool inspect cells corpora/play-sample.txt --html cells.html
+
+      seqtool inspect cells corpora/play-sample.txt --probe 'who=^[A-Z ]+:$'
+
+      seqtool inspect cells corpora/play-sample.txt --unit 1:417:c --png c.png
+
+      seqtool inspect cells corpora/sentiment-sample.csv -m sentiment --top 3
+    """
+    from seqtool.data.text import check_input_path, display_name, read_text
+    from seqtool.inspect import cells_page as page
+    from seqtool.inspect.cells_probes import parse_probes
+    from seqtool.inspect.cells_run import is_table, parse_unit
+
+    _check_format(o.fmt)
+    _check_device(o.device)
+    probes = parse_probes(o.probe or [])
+    chosen = [parse_unit(u) for u in o.unit or []]
+    for flag, v in (("--top", o.top), ("--show", o.show), ("--warmup", o.warmup + 1)):
+        if v < 1:
+            raise SeqtoolError(f"{flag} must be >= 1")
+    if o.streams < 0:
+        raise SeqtoolError("--streams must be >= 0 (0: by length)")
+    for flag, out in (("--html", o.html), ("--png", o.png)):
+        if out is not None and not Path(out).expanduser().resolve().parent.is_dir():
+            raise SeqtoolError(f"{flag} {out}: the folder does not exist")
+    if o.png:
+        page.check_png(o.png)  # before torch loads and the text is read
+    if o.text is None and stdin_is_terminal():
+        raise SeqtoolError("give TEXT or a FILE as an argument, or pipe text on stdin")
+    arg = o.text or "-"
+    is_file = arg == "-" or Path(arg).exists()
+    name = display_name(arg) if is_file else "TEXT"
+    table = str(check_input_path(arg)) if arg != "-" and is_file and is_table(arg) else None
+    text = "" if table else (read_text(arg) if is_file else arg)
+
+    from seqtool.inspect import cells_run
+    from seqtool.training import runtime
+
+    runtime.set_threads(o.threads)
+    m = _load(o.model, o.device)
+    rep = cells_run.run(m, text, name, probes, o.top, o.show, o.streams, o.warmup, table, status)
+    cells_run.check_units(rep.stats, chosen)
+    st = rep.stats
+    for probe, why in st.skipped.items():
+        status(f"probe {probe} skipped: {why}")
+    status(
+        f"{st.tokens:,} tokens in {rep.seconds:.1f} s ({st.tokens / max(rep.seconds, 1e-9):,.0f}"
+        f"/s); " + page.facts_line(st, name, o.model or "lm-shakespeare")[0]
+    )
+    if rep.label_note:
+        status(f"probe label skipped: {rep.label_note}")
+    if o.fmt == "jsonl":
+        for obj in page.records(rep.ranked, st.tokens):
+            write(page.to_json(obj) + "\n")
+        for u in rep.label_units:
+            write(page.to_json(page.label_record(u, rep.model_accuracy)) + "\n")
+    else:
+        shown = [page.table(rep.ranked, f"units that follow each probe ({name})")]
+        if rep.label_units:
+            shown.append(page.label_table(rep.label_units, rep.model_accuracy))
+        print_results(*shown)
+    if o.html or o.png:
+        strips = page.strips(st, rep.ranked, chosen, rep.label_units)
+        tokens = page.shown_tokens(rep.source, st.shown.size(0))
+        title = f"inspect cells: {o.model or 'lm-shakespeare'} on {name}"
+        if o.html:
+            from seqtool.data.atomic import write_bytes
+
+            facts = page.facts_line(st, name, o.model or "lm-shakespeare")
+            doc = page.page(title, facts, rep.ranked, st.skipped, strips, tokens)
+            write_bytes(o.html, doc.encode("utf-8"))
+            status(f"wrote {o.html} ({len(strips)} units over {len(tokens):,} tokens)")
+        if o.png:
+            page.draw_png(o.png, title, strips, tokens)
+            status(f"wrote {o.png}")

@@ -113,3 +113,54 @@ class ParamsOptions:
     vocab: int | None = opt(None, "Add a token embedding of this vocabulary size.")
     fmt: str = _table_or_jsonl("for machines")
     device: str = _device()
+
+
+def _builtin_probes() -> str:
+    from seqtool.inspect.cells_probes import BUILTINS  # torch- and numpy-free
+
+    return "; ".join(f"{k} ({v})" for k, v in BUILTINS.items())
+
+
+@dataclass(frozen=True)
+class CellsOptions:
+    text: str | None = _text(
+        "Text to read, a text file, a labelled table (.csv/.tsv/.jsonl, with a classifier), or "
+        "- / nothing for stdin."
+    )
+    model: str | None = fields.model("Any seqtool checkpoint (default: the shipped LM).")
+    probe: list[str] | None = opt(
+        None,
+        "NAME=REGEX: a probe that is 1 on the characters inside a match (multiline), 0 elsewhere; "
+        "or the NAME of a built-in (then only the named built-ins run). Repeat for more. "
+        f"Built-ins: {_builtin_probes()}.",
+        metavar="NAME[=REGEX]",
+    )
+    top: int = opt(5, "Units listed per probe, by |r| (Pearson r over tokens).", metavar="K")
+    fmt: str = _table_or_jsonl("one object per probe and unit")
+    html: str | None = opt(
+        None,
+        "Write one self-contained page: the text coloured by each probe's best unit (and each "
+        "--unit), the value on hover.",
+        metavar="FILE.html",
+    )
+    png: str | None = opt(
+        None,
+        "Draw the same strips to this PNG (needs matplotlib: pip install 'seqtool[plot]').",
+        metavar="FILE.png",
+    )
+    unit: list[str] | None = opt(
+        None,
+        "Also show this unit on the page: LAYER:UNIT[:STATE[:DIRECTION]], STATE h (default) or c "
+        "(LSTM), DIRECTION forward (default) or backward; e.g. 1:417:c. Repeat for more.",
+        metavar="SPEC",
+    )
+    show: int = opt(2000, "Tokens drawn on the page and the PNG (from the start).", metavar="N")
+    streams: int = opt(
+        0,
+        "LM only: read the text as N parallel streams, each warmed up on the text before it "
+        "(faster; 1 = exact; 0 = by length, up to 64).",
+        metavar="N",
+    )
+    warmup: int = opt(1000, "LM only: tokens of warm-up before each stream but the first.")
+    threads: int = fields.threads(1, "CPU threads.")
+    device: str = _device()
