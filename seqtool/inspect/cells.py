@@ -30,7 +30,7 @@ from seqtool.inspect.cells_probes import Probe, probe_values, token_ends
 
 DIRECTIONS = ("forward", "backward")
 WINDOW = 64  # steps per stream between statistics updates
-STREAM_MIN = 16_384  # tokens per stream before another stream is worth its warm-up
+STREAM_WARMUPS = 8  # a stream reads at least this many warm-ups' worth of text (<= 12.5 %)
 
 
 @dataclass(frozen=True)
@@ -145,36 +145,64 @@ def _stream_layout(n: int, streams: int, warmup: int) -> tuple[np.ndarray, ...]:
     return begin - warm, warm, warm + np.maximum(end - begin, 0)
 
 
+def _layer_window(cell: str, w: tuple, xp: torch.Tensor, h, c, hbuf, cbuf):
+    """One layer over S steps of B streams, as the fused kernel runs it: the input projections
+    xp (S, B, G*H) are given (one matrix product for the window), each step adds the
+    recurrent one. Writes h (and c) of every step into hbuf (cbuf), each (S, B, H)."""
+    H = h.size(1)
+    w_hhT = w[1]
+    for s in range(xp.size(0)):
+        x = xp[s]  # (B, G*H)
+        if cell == "gru":  # b_hn sits inside r * (...), as in Stepper.advance
+            hp = torch.addmm(w[3], h, w_hhT)
+            rz = torch.sigmoid(x[:, : 2 * H] + hp[:, : 2 * H])
+            n = torch.tanh(torch.addcmul(x[:, 2 * H :], rz[:, :H], hp[:, 2 * H :]))
+            h = torch.lerp(n, h, rz[:, H:])
+        else:
+            g = torch.addmm(x, h, w_hhT)
+            if cell == "rnn":
+                h = torch.tanh(g)
+            else:
+                sg = torch.sigmoid(g)  # (B, 4H): i, f, -, o; the candidate is tanh
+                c = torch.addcmul(sg[:, H : 2 * H] * c, sg[:, :H], torch.tanh(g[:, 2 * H : 3 * H]))
+                h = sg[:, 3 * H :] * torch.tanh(c)
+                cbuf[s] = c
+        hbuf[s] = h
+    return h, c
+
+
 def _run_streams(model: Any, source: Source, streams: int, warmup: int) -> Iterator[Any]:
     """Yield (x (G, N, H), token indices (N,)) per window of the parallel streams."""
     enc = model.backbone
     cell, H = enc.rnn.cell, enc.rnn.hidden_size
     L = enc.rnn.layers
-    stepper = enc.stepper()
+    stepper = enc.stepper()  # transposed weights, folded biases, layer 0 as a lookup table
     ids = torch.from_numpy(source.ids)
     first, warm, length = (torch.from_numpy(a) for a in _stream_layout(len(ids), streams, warmup))
     T = int(length.max())
     hs = [torch.zeros(streams, H) for _ in range(L)]
-    cs = [torch.zeros(streams, H) for _ in range(L)] if cell == "lstm" else None
-    G = L * (2 if cs is not None else 1)
+    cs = [torch.zeros(streams, H) for _ in range(L)]
+    per = 2 if cell == "lstm" else 1  # groups per layer: h [, c]
     steps = torch.arange(T)
     with torch.inference_mode():
         for t0 in range(0, T, WINDOW):
             S = min(WINDOW, T - t0)
             pos = first[None, :] + steps[t0 : t0 + S, None]  # (S, B) token read at each step
-            tok = ids[pos.clamp_max(len(ids) - 1)]
-            buf = torch.empty(G, S, streams, H)
-            for s in range(S):
-                stepper.advance(tok[s], hs, cs)
-                for k in range(L):
-                    if cs is None:
-                        buf[k, s] = hs[k]
-                    else:
-                        buf[2 * k, s], buf[2 * k + 1, s] = hs[k], cs[k]
+            buf = torch.empty(L * per, S, streams, H)
+            inp = None
+            for k, w in enumerate(stepper.layers):
+                if k == 0:
+                    xp = stepper.table[ids[pos.clamp_max(len(ids) - 1)]]  # (S, B, G*H)
+                else:
+                    xp = torch.addmm(w[2], inp.reshape(S * streams, H), w[0])
+                    xp = xp.view(S, streams, -1)
+                cbuf = buf[k * per + 1] if per == 2 else None
+                hs[k], cs[k] = _layer_window(cell, w, xp, hs[k], cs[k], buf[k * per], cbuf)
+                inp = buf[k * per]
             rel = steps[t0 : t0 + S, None]  # (S, 1)
             keep = ((rel >= warm[None, :]) & (rel < length[None, :])).flatten()  # (S*B,)
             where = keep.nonzero().squeeze(1)
-            yield buf.view(G, S * streams, H).index_select(1, where), pos.flatten()[where]
+            yield buf.view(L * per, S * streams, H).index_select(1, where), pos.flatten()[where]
 
 
 def _run_lines(model: Any, source: Source, pool: str | None) -> Iterator[Any]:
@@ -231,7 +259,7 @@ def correlate(
     y_all = torch.from_numpy(y_all)
     if source.ids is not None:
         rnn = model.backbone.rnn.rnn
-        streams = streams or max(1, min(64, n // STREAM_MIN))
+        streams = streams or max(1, min(64, n // (STREAM_WARMUPS * max(warmup, 1))))
         streams = min(streams, n)
         batches = ((x, i, None) for x, i in _run_streams(model, source, streams, warmup))
     else:
