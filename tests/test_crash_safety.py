@@ -1,5 +1,5 @@
 """SIGKILL at random moments: the last checkpoint always loads, a plain rerun refuses to
-throw the state away, and --resume always finishes."""
+throw the state away, and --resume finishes with the weights of a run never killed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import time
 
 import torch
-from conftest import SAMPLE
+from conftest import SAMPLE, run_cli
 
 from seqtool import api
 
@@ -43,10 +43,19 @@ ARGS = [
 ]
 
 
-def test_sigkill_then_resume_reaches_the_same_final_step(tmp_path):
+def _weights(path):
+    return api.load(path).state_dict()
+
+
+def test_sigkill_then_resume_reaches_the_same_final_weights(tmp_path):
+    # the uninterrupted run, in-process through the same entry point
+    ref = tmp_path / "ref.safetensors"
+    r = run_cli(*ARGS[2:], "-o", ref)
+    assert r.code == 0, r
+    want = _weights(tmp_path / "ref.run" / "last.safetensors")
     rng = random.Random(1234)
-    refused = False
-    for attempt in range(3):
+    refused = 0
+    for attempt in range(2):
         out = tmp_path / f"m{attempt}.safetensors"
         run = tmp_path / f"m{attempt}.run"
         proc = subprocess.Popen(
@@ -56,8 +65,10 @@ def test_sigkill_then_resume_reaches_the_same_final_step(tmp_path):
         )
         deadline = time.time() + 120
         while not (run / "resume.pt").exists() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.8))  # somewhere in training, maybe mid-write
+            time.sleep(0.02)
+        # the first attempt dies as soon as state exists (surely mid-run); the next one
+        # somewhere in training, maybe mid-write
+        time.sleep(0.0 if attempt == 0 else rng.uniform(0.0, 0.8))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         # whatever moment it died at, what is on disk is whole
@@ -68,12 +79,16 @@ def test_sigkill_then_resume_reaches_the_same_final_step(tmp_path):
         if out.exists():
             api.load(out)
         if not state["finished"] and not refused:  # killed mid-run: a plain rerun must not
-            refused = True  # drop its state (checked once: each check starts a process)
+            refused += 1  # drop its state (checked once: each check starts a process)
+            saved = (run / "resume.pt").read_bytes()
             r = subprocess.run(
                 [sys.executable, *ARGS, "-o", str(out)], capture_output=True, text=True, timeout=300
             )
-            assert r.returncode == 2 and "--resume" in r.stderr, r.stderr[-2000:]
-            assert torch.load(run / "resume.pt", weights_only=True)["step"] == state["step"]
+            assert r.returncode == 2, r.stderr[-2000:]
+            msg = r.stderr.strip().splitlines()
+            assert len(msg) == 1 and "interrupted run" in msg[0], r.stderr[-2000:]
+            assert "--resume" in msg[0] and "--restart" in msg[0]
+            assert (run / "resume.pt").read_bytes() == saved  # its state untouched
         r = subprocess.run(
             [sys.executable, *ARGS, "-o", str(out), "--resume"],
             capture_output=True,
@@ -82,6 +97,10 @@ def test_sigkill_then_resume_reaches_the_same_final_step(tmp_path):
         )
         assert r.returncode == 0, r.stderr[-2000:]
         final = torch.load(run / "resume.pt", weights_only=True)
-        assert final["step"] == STEPS
+        assert final["step"] == STEPS and final["finished"]
         rows = [json.loads(x) for x in (run / "metrics.jsonl").open()]
         assert rows[-1]["step"] == STEPS
+        # killed and resumed, it ends with the weights of the run that never stopped
+        got = _weights(run / "last.safetensors")
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    assert refused == 1  # the first attempt was killed mid-run, and its rerun refused
