@@ -51,6 +51,19 @@ def silence_stderr() -> None:
         pass
 
 
+def keep_going(console: object) -> object:
+    """Make a rich Console survive a closed stream: rich's default on a broken pipe is
+    SystemExit(1), which would end a training run before it saves. Returns the console."""
+
+    def on_broken_pipe() -> None:
+        console.quiet = True  # type: ignore[attr-defined]
+        silence_stderr()
+
+    if console is not None and hasattr(console, "on_broken_pipe"):
+        console.on_broken_pipe = on_broken_pipe  # type: ignore[attr-defined]
+    return console
+
+
 def duration(seconds: float) -> str:
     """A run's length as people say it: `42.3 s`, `12.5 min`, `2 h 05 min`."""
     if seconds < 60:

@@ -258,7 +258,7 @@ def test_finished_steps_run_is_extended_with_resume(tmp_path):
     assert summary["steps"] == 30 and summary["stopped"] == "completed"
     rows = [json.loads(x) for x in (tmp_path / "m.run" / "metrics.jsonl").open()]
     assert [r["step"] for r in rows if "loss" in r] == list(range(1, 31))
-    with pytest.raises(SeqtoolError, match="--steps 25 is not beyond the 30 steps"):
+    with pytest.raises(SeqtoolError, match="--steps 25 is below the 30 steps"):
         _train(out, _cfg(steps=25), resume=True)
 
 

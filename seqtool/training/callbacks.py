@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqtool.notices import duration, silence_stderr
+from seqtool.notices import duration, keep_going, silence_stderr
 
 if TYPE_CHECKING:
     from seqtool.training.trainer import Trainer
@@ -88,7 +88,7 @@ class Progress(Callback):
     def __init__(self, console: Any = None, every: float | None = None) -> None:
         from rich.console import Console
 
-        self.console = console or Console(stderr=True)
+        self.console = keep_going(console or Console(stderr=True))
         self.every = _plain_every() if every is None else every
         self.bar: Any = None
         self.loss: float | None = None

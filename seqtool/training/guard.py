@@ -131,9 +131,9 @@ def resumed(
         )
     state = saved_state(out) or {}
     step = int(state.get("step", 0))
-    if merged["steps"] and merged["steps"] <= step:
+    if merged["steps"] and merged["steps"] < step:
         raise SeqtoolError(
-            f"--resume: --steps {merged['steps']} is not beyond the {step} steps the run has "
+            f"--resume: --steps {merged['steps']} is below the {step} steps the run has "
             "done; give a larger --steps to extend it"
         )
     changed = [

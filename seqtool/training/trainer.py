@@ -67,7 +67,7 @@ class Trainer:
         options: dict[str, Any] | None = None,
     ) -> None:
         self.cfg, self.train_data, self.dev = cfg, train, dev
-        self.console = console
+        self.console = notices.keep_going(console)  # a closed stderr must not end the run
         self.options = options  # the task's data and setup options, for config.json
         self.out = Path(out)
         self.dir = run_dir(self.out)
