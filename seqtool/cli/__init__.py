@@ -18,6 +18,7 @@ from seqtool.cli._entry import (
     plain_argument_help,
     quiet_stdout_flush,
     silence_stdout,
+    verbatim_examples,
 )
 from seqtool.errors import SeqtoolError
 
@@ -25,9 +26,21 @@ HELP = (
     "Recurrent sequence models (RNN, LSTM, GRU) over text, from the command line.\n\n"
     "Data goes to stdout, status and progress to stderr; '-' or no file reads stdin.\n\n"
     "Examples:\n\n"
-    '  seqtool generate --prompt "ROMEO:"\n\n'
-    "  seqtool train lm corpus.txt -o my.safetensors --cell gru --layers 2 --hidden 256\n\n"
-    "  seqtool eval my.safetensors dev.txt"
+    '  seqtool generate --prompt "ROMEO:" --length 200\n\n'
+    "  seqtool train lm corpora/play-sample.txt -o my.safetensors --hidden 32 --steps 20\n\n"
+    "  seqtool eval my.safetensors corpora/play-sample.txt\n\n"
+    "  seqtool plot my.safetensors --format text"
+)
+# `seqtool train --help` (the listing of `seqtool --help` takes GROUPS' one line).
+TRAIN_HELP = (
+    "Train a model: seqtool train TASK FILE... -o model.safetensors\n\n"
+    "Each task has its own options: seqtool train TASK --help. The best model (by the task's "
+    "dev metric) goes to -o; MODEL.run/ beside it keeps the run's log, config and resume "
+    "state.\n\n"
+    "Examples:\n\n"
+    "  seqtool train classifier corpora/sentiment-sample.csv --steps 40 -o sent.safetensors\n\n"
+    "  seqtool train lm corpora/play-sample.txt --hidden 64 --steps 30 -o lm.safetensors\n\n"
+    "  seqtool train tagger corpora/pos-sample.conllu --hidden 32 --steps 20 -o pos.safetensors"
 )
 SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -108,7 +121,7 @@ def build_app(only: str | None = None, full: bool = False, sub: str | None = Non
     plain_argument_help()
     app = typer.Typer(
         name="seqtool",
-        help=HELP,
+        help=verbatim_examples(HELP),
         no_args_is_help=True,
         rich_markup_mode=None,  # plain click help: rich costs ~0.1 s of start-up
         pretty_exceptions_enable=False,
@@ -135,7 +148,9 @@ def _train_app(help_: str, sub: str | None, full: bool) -> typer.Typer:
     rest listed by name and one-line help."""
     from seqtool.tasks import TASKS
 
-    train = typer.Typer(help=help_, no_args_is_help=True, context_settings=SETTINGS)
+    train = typer.Typer(
+        help=verbatim_examples(TRAIN_HELP), no_args_is_help=True, context_settings=SETTINGS
+    )
     for task, (_, line) in TASKS.items():
         if full or sub == task:
             from seqtool.cli.options import train_command

@@ -4,7 +4,9 @@ here imports torch."""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import sys
 from typing import Any
 
@@ -29,6 +31,23 @@ def plain_argument_help() -> None:
 
     display.seqtool = True  # type: ignore[attr-defined]
     TyperArgument.display_type_rich = display  # type: ignore[method-assign]
+
+
+def verbatim_examples(doc: str | None) -> str | None:
+    """Help text whose indented paragraphs (the examples) are printed as written: each gets
+    click's no-rewrap marker (a line holding only \\b), so an example is never re-wrapped at
+    the terminal's width nor broken inside an option, and copies as one command. Other
+    paragraphs are still filled to the width."""
+    if not doc:
+        return doc
+    lines = [line.rstrip() for line in inspect.cleandoc(doc).splitlines()]
+    out = []
+    for par in re.split(r"\n{2,}", "\n".join(lines)):
+        rows = par.splitlines()
+        if rows and rows[0] != "\b" and all(r.startswith((" ", "\t")) for r in rows):
+            par = "\b\n" + par
+        out.append(par)
+    return "\n\n".join(out)
 
 
 def click_exceptions() -> tuple[type[Exception], ...]:

@@ -62,17 +62,19 @@ def classify(o: ClassifyOptions) -> None:
 
     Examples:
 
-      seqtool classify reviews.csv > labelled.csv
+      seqtool classify corpora/sentiment-sample.csv > labelled.csv
 
-      cat lines.txt | seqtool classify
+      printf 'a warm and funny film\\nflat, dull and far too long\\n' | seqtool classify
 
-      cat reviews.csv | seqtool classify --text-column review   # a table option: stdin is a table
+      cat corpora/sentiment-sample.csv | seqtool classify --text-column text   # a table option: stdin is a table
 
-      seqtool classify reviews.csv --format jsonl | jq .label
+      seqtool classify corpora/sentiment-sample.csv --format jsonl | jq .label
 
-      seqtool classify -m sent.safetensors tweets.tsv --text-column tweet -o out.tsv
+      sed '1s/text,label/tweet,label/' corpora/sentiment-sample.csv > tweets.csv
 
-      seqtool classify big.csv --precision bf16 > labelled.csv
+      seqtool classify -m checkpoints/sentiment.safetensors tweets.csv --text-column tweet -o out.csv
+
+      seqtool classify corpora/sentiment-sample.csv --batch-size 256 --threads 1 > labelled.csv
     """
     from seqtool import api, paths
     from seqtool.data.atomic import open_output

@@ -83,18 +83,32 @@ class EvalOptions:
 def eval_command(o: EvalOptions) -> None:
     """Evaluate a checkpoint on held-out data with its task's metric.
 
-    lm: nats/char, bits/char and perplexity (carried-state, every character predicted
-    with all the text before it).
+    The metrics of each task (the first is the one training keeps the best checkpoint by):
+
+      lm          nats_per_char, bits_per_char, perplexity, nats_per_token
+      classifier  accuracy, macro_f1, ece, nll, brier; per-class P/R/F1, confusion
+      tagger      accuracy, oov_accuracy (words unseen in training); per-tag P/R/F1
+      translator  bleu, chrf (sacreBLEU), loss_teacher_forced, loss_free_running
+      segmenter   words_f1, tokens_f1, sentences_f1; udeval's CoNLL 2018 scores
+
+    The LM is scored with carried state: every character is predicted with all the text
+    before it. The data is in the task's training format (text, CSV/TSV/JSONL, CoNLL-U, TSV
+    pairs).
 
     Examples:
 
-      seqtool eval my.safetensors dev.txt
+      seqtool eval checkpoints/sentiment.safetensors corpora/sentiment-sample.csv
 
-      seqtool eval my.safetensors dev.txt > scores.txt
+      seqtool eval checkpoints/pos-en.safetensors corpora/pos-sample.conllu > scores.txt
 
-      seqtool eval my.safetensors dev.txt --format json | jq .bits_per_char
+      seqtool eval checkpoints/lm-shakespeare.safetensors corpora/play-sample.txt --format json | jq .bits_per_char
+
+      head -20 corpora/translation-sample.tsv > test.tsv
+
+      seqtool eval checkpoints/translate-en-de.safetensors test.tsv --beam 1
     """
     from seqtool import api
+    from seqtool.cli._progress import with_progress
     from seqtool.errors import SeqtoolError
 
     if o.fmt not in ("table", "json"):
@@ -111,7 +125,8 @@ def eval_command(o: EvalOptions) -> None:
         for k in ("text_column", "label_column", "tag_field", "beam")
         if getattr(o, k) is not None
     }
-    metrics = api.evaluate(
+    # Progress on stderr once it takes a few seconds (a big dev set, a beam search).
+    metrics = with_progress(f"evaluating {o.model} on {o.data}", api.evaluate)(
         o.model,
         o.data,
         threads=o.threads,

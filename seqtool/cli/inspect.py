@@ -21,12 +21,19 @@ from seqtool.cli.inspect_options import (
     ParamsOptions,
     TraceOptions,
 )
+from seqtool.cli._entry import verbatim_examples
 from seqtool.cli.options import run_command
 from seqtool.errors import SeqtoolError
 
 app = typer.Typer(
-    help="Look inside recurrent networks: hidden states and gates step by step, gradient "
-    "decay through time, parameter counts per cell.",
+    help=verbatim_examples(
+        "Look inside recurrent networks: hidden states and gates step by step, gradient decay "
+        "through time, parameter counts per cell, the cells that follow a feature of the text."
+        "\n\nExamples:\n\n"
+        '  seqtool inspect trace "To be, or not" --layer 0\n\n'
+        "  seqtool inspect gradients --cells rnn,lstm,gru --length 30\n\n"
+        "  seqtool inspect params checkpoints/sentiment.safetensors"
+    ),
     no_args_is_help=True,
 )
 
@@ -73,11 +80,11 @@ def trace(o: TraceOptions) -> None:
 
     Examples:
 
-      seqtool inspect trace "the cat sat" --model lm.safetensors
+      seqtool inspect trace "the cat sat"   # the shipped LM
 
-      seqtool inspect trace "This movie was great" -m sent.safetensors --layer 1 --format jsonl
+      seqtool inspect trace "This movie was great" -m checkpoints/sentiment.safetensors --layer 0 --format jsonl
 
-      echo "the cat sat" | seqtool inspect trace -m lm.safetensors --units
+      echo "the cat sat" | seqtool inspect trace -m checkpoints/lm-shakespeare.safetensors --layer 1 --units
     """
     from seqtool.inspect import render
     from seqtool.inspect.trace import trace as run_trace
@@ -118,7 +125,7 @@ def gradients(o: GradientsOptions) -> None:
 
       seqtool inspect gradients --cells rnn,lstm,gru --plot decay.png
 
-      seqtool inspect gradients --model lm.safetensors "To be, or not to be, that is the question"
+      seqtool inspect gradients --model checkpoints/lm-shakespeare.safetensors "To be, or not to be, that is the question"
     """
     from seqtool.inspect import render  # torch-free: the checks below fail fast
 
@@ -169,9 +176,9 @@ def params(o: ParamsOptions) -> None:
 
       seqtool inspect params --cell lstm --input 10 --hidden 64 --layers 2
 
-      seqtool inspect params sent.safetensors
+      seqtool inspect params checkpoints/sentiment.safetensors
 
-      seqtool inspect params lm.safetensors --format jsonl | jq .params
+      seqtool inspect params checkpoints/lm-shakespeare.safetensors --format jsonl | jq .params
     """
     from seqtool.inspect import params as counts
     from seqtool.inspect import render

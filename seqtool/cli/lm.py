@@ -43,11 +43,13 @@ def generate(o: GenerateOptions) -> None:
 
     Examples:
 
-      seqtool generate --prompt "ROMEO:"
+      seqtool generate --prompt "ROMEO:" --length 300
+
+      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 30 --threads 1 -o my.safetensors
 
       seqtool generate -m my.safetensors --prompt "To be" --length 400 --temperature 0.8 --top-k 20 --seed 7
 
-      seqtool generate --num-samples 3 --format jsonl | jq -r .text
+      seqtool generate --num-samples 3 --length 100 --format jsonl | jq -r .text
 
       seqtool generate --length 100000 | head -c 100
     """

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from seqtool.cli._common import err_console
+from seqtool.cli._entry import verbatim_examples
 
 # Options of every training run that are not part of any config.
 _RUN = {
@@ -180,7 +181,7 @@ def train_command(task_cls: Any) -> Any:
         run_training(task_cls.task, groups, kwargs, _given(ctx, kwargs))
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__doc__ = task_cls.options_class.__doc__
+    command.__doc__ = verbatim_examples(task_cls.options_class.__doc__)
     command.__name__ = f"train_{task_cls.task}"
     return command
 
@@ -198,7 +199,7 @@ def run_command(options_class: type) -> Any:
             fn(options_class(**kwargs))
 
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        command.__doc__ = fn.__doc__
+        command.__doc__ = verbatim_examples(fn.__doc__)
         command.__name__ = fn.__name__
         command.__module__ = fn.__module__
         return command

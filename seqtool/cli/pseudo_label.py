@@ -82,15 +82,17 @@ def pseudo_label(o: PseudoLabelOptions) -> None:
 
     Examples:
 
-      seqtool pseudo-label imdb_train.csv -o imdb_sentences.csv
+      seqtool pseudo-label corpora/sentiment-sample.csv -o sentences.csv
 
-      seqtool pseudo-label reviews.csv -m a.safetensors -m b.safetensors --min-score 0.95 --normalize --lowercase
+      seqtool train classifier corpora/sentiment-sample.csv --steps 40 --threads 1 -o b.safetensors
 
-      seqtool train classifier sst2_train.csv imdb_sentences.csv imdb_train.csv --dev sst2_dev.csv
+      seqtool pseudo-label corpora/sentiment-sample.csv -m checkpoints/sentiment.safetensors -m b.safetensors --min-score 0.9 --normalize --lowercase
 
-      cat unlabelled.txt | seqtool pseudo-label --whole > self_trained.csv
+      seqtool train classifier corpora/sentiment-sample.csv sentences.csv --steps 40 --threads 1 -o student.safetensors
 
-      seqtool pseudo-label reviews.csv --no-veto --min-score 0 -o soft.csv   # then: train classifier ... soft.csv --score-column score
+      printf 'A fine film. The ending drags.\\n' | seqtool pseudo-label --whole > self_trained.csv
+
+      seqtool pseudo-label corpora/sentiment-sample.csv --no-veto --min-score 0 -o soft.csv   # then: train classifier ... soft.csv --score-column score
     """
     from seqtool import api, paths
     from seqtool.data.atomic import open_output

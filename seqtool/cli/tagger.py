@@ -79,13 +79,13 @@ def tag(o: TagOptions) -> None:
 
       echo "The old man the boats." | seqtool tag
 
-      seqtool tag --input-format raw --format conllu < article.txt > tagged.conllu
+      head -3 corpora/play-sample.txt | seqtool tag --input-format raw --format conllu > tagged.conllu
 
-      seqtool tag --pretokenized --format jsonl < tokenized.txt
+      echo "I do n't know , do you ?" | seqtool tag --pretokenized --format jsonl
 
-      seqtool tag test.conllu --format conllu   # CoNLL-U by extension: fills the tag column
+      seqtool tag corpora/pos-sample.conllu --format conllu   # CoNLL-U by extension: fills the tag column
 
-      cat test.conllu | seqtool tag --input-format conllu
+      cat corpora/pos-sample.conllu | seqtool tag --input-format conllu
     """
     from seqtool import api, paths
     from seqtool.data.conllu import Sentence, read_conllu, read_text_sentences

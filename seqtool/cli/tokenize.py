@@ -16,12 +16,19 @@ from seqtool.cli._common import (
     stdin_is_terminal,
     write,
 )
+from seqtool.cli._entry import verbatim_examples
 from seqtool.cli.options import run_command
 from seqtool.config import opt
 
 app = typer.Typer(
-    help="Train character or sentencepiece (bpe, unigram) tokenizers; encode and decode lines; "
-    "split raw text into words or sentences with the learnt segmenter.",
+    help=verbatim_examples(
+        "Train character or sentencepiece (bpe, unigram) tokenizers; encode and decode lines; "
+        "split raw text into words or sentences with the learnt segmenter.\n\n"
+        "Examples:\n\n"
+        "  seqtool tokenize train corpora/play-sample.txt --vocab-size 400 -o tok.model\n\n"
+        '  echo "To be, or not to be" | seqtool tokenize encode --model tok.model\n\n'
+        "  echo \"I don't know. Do you?\" | seqtool tokenize sentences | seqtool tokenize words"
+    ),
     no_args_is_help=True,
 )
 
@@ -52,9 +59,9 @@ def train(o: TrainOptions) -> None:
 
     Examples:
 
-      seqtool tokenize train corpus.txt --model-type bpe --vocab-size 8000 -o tok.model
+      seqtool tokenize train corpora/play-sample.txt --model-type bpe --vocab-size 400 -o tok.model
 
-      seqtool tokenize train corpus.txt --model-type char -o chars.model
+      seqtool tokenize train corpora/play-sample.txt --model-type char -o chars.model
     """
     from seqtool import tokenizers
     from seqtool.checkpoint import atomic_write_bytes
@@ -89,9 +96,11 @@ class EncodeOptions(DecodeOptions):
 def encode(o: EncodeOptions) -> None:
     """Encode each input line to space-separated pieces or ids (one output line per line).
 
-    Example:
+    Examples:
 
-      seqtool tokenize encode --model tok.model < in.txt | seqtool tokenize decode --model tok.model
+      seqtool tokenize train corpora/play-sample.txt --vocab-size 400 -o tok.model
+
+      seqtool tokenize encode --model tok.model < corpora/play-sample.txt | seqtool tokenize decode --model tok.model
     """
     from seqtool import tokenizers
     from seqtool.data.text import iter_lines
@@ -113,7 +122,9 @@ def encode(o: EncodeOptions) -> None:
 def decode(o: DecodeOptions) -> None:
     """Decode lines of space-separated pieces or ids back to text.
 
-    Example:
+    Examples:
+
+      seqtool tokenize train corpora/play-sample.txt --vocab-size 400 -o tok.model
 
       echo "12 7 301" | seqtool tokenize decode --model tok.model --format ids
     """
@@ -179,7 +190,7 @@ def sentences(o: SentencesOptions) -> None:
 
     Example:
 
-      seqtool tokenize sentences article.txt | seqtool tokenize words
+      head -8 corpora/play-sample.txt | seqtool tokenize sentences | seqtool tokenize words
     """
     _segment(o, split=True)
 

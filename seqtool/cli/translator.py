@@ -55,9 +55,13 @@ def translate(o: TranslateOptions) -> None:
 
       echo "A man is riding a bicycle ." | seqtool translate
 
-      seqtool translate english.txt -m en-de.safetensors --beam 5 --length-penalty 1.0
+      head -5 corpora/translation-sample.tsv | cut -f1 > english.txt
+
+      seqtool translate english.txt -m checkpoints/translate-en-de.safetensors --beam 5 --length-penalty 1.0
 
       seqtool translate --n-best 3 --format jsonl < english.txt
+
+      head -5 corpora/translation-sample.tsv > pairs.tsv
 
       seqtool translate pairs.tsv   # the source column of a parallel file
     """

@@ -1,5 +1,6 @@
 """Corpora larger than memory: stream text in chunks, hash it, and tokenize it once into a
-memory-mapped token file cached by content hash (reused by the next run on the same text).
+token file cached by content hash (reused by the next run on the same text; windows are read
+from it with pread).
 
 Memory stays bounded by the chunk size: characters are encoded with a numpy lookup table
 over code points, subword tokenizers line batch by line batch.
@@ -7,6 +8,7 @@ over code points, subword tokenizers line batch by line batch.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from seqtool.data.atomic import AtomicFile, write_bytes
 from seqtool.data.text import ENCODING_ERRORS, check_input_path
 from seqtool.errors import DataError, SeqtoolError
 
@@ -47,51 +50,45 @@ def spool_stdin(files: list[str]) -> tuple[list[str], Any]:
 def iter_text(
     files: list[str], encoding_errors: str = "strict", names: list[str] | None = None
 ) -> Iterator[tuple[bytes, str]]:
-    """(raw bytes, decoded text) chunks over files joined by a newline where one is missing.
+    """(raw bytes as read, decoded text) chunks over files joined by a newline where one is
+    missing; the raw chunks concatenate to the files' bytes.
 
-    Chunks end on UTF-8 character boundaries; a decoding error names file:line:column and
-    the byte offset, as read_text does for small files.
+    An incremental decoder carries a character split between chunks; a decoding error names
+    file:line:column and the byte offset, as read_text does for small files.
     """
     if encoding_errors not in ENCODING_ERRORS:
         raise SeqtoolError(f"encoding errors must be one of {', '.join(ENCODING_ERRORS)}")
     names = names or files
     for k, (f, name) in enumerate(zip(files, names, strict=True)):
         p = check_input_path(f)
-        offset, line, last = 0, 1, b""
-        col0 = 0  # bytes since the last newline before this chunk
+        decoder = codecs.getincrementaldecoder("utf-8")(encoding_errors)
+        offset, line, last = 0, 1, b""  # bytes read before this block, and their lines
+        col0 = 0  # bytes since the last newline before this block
         with p.open("rb") as fh:
-            carry = b""
             while True:
                 block = fh.read(CHUNK)
-                data = carry + block
-                if not data:
-                    break
-                cut = len(data)
-                if block:  # keep an incomplete trailing character for the next chunk
-                    i = len(data) - 1
-                    while i >= 0 and i > len(data) - 4 and (data[i] & 0xC0) == 0x80:
-                        i -= 1
-                    if i >= 0 and data[i] >= 0xC0:
-                        cut = i
-                data, carry = data[:cut], data[cut:]
                 try:
-                    text = data.decode("utf-8", errors=encoding_errors)
+                    text = decoder.decode(block, final=not block)
                 except UnicodeDecodeError as e:
+                    # e.object: the decoder's held bytes (part of a character, no newline)
+                    # followed by this block; e.start indexes into it.
+                    data, held = e.object, len(e.object) - len(block)
                     nl = data.rfind(b"\n", 0, e.start)
-                    col = (e.start - nl) if nl >= 0 else (col0 + e.start + 1)
+                    col = (e.start - nl) if nl >= 0 else (col0 - held + e.start + 1)
                     raise DataError(
-                        f"invalid UTF-8 at byte offset {offset + e.start} "
+                        f"invalid UTF-8 at byte offset {offset - held + e.start} "
                         "(use --encoding-errors replace to substitute)",
                         name,
                         line + data.count(b"\n", 0, e.start),
                         col,
                     ) from None
-                n_nl = data.count(b"\n")
+                n_nl = block.count(b"\n")
                 line += n_nl
-                col0 = len(data) - data.rfind(b"\n") - 1 if n_nl else col0 + len(data)
-                offset += len(data)
-                last = data[-1:] or last
-                yield data, text
+                col0 = len(block) - block.rfind(b"\n") - 1 if n_nl else col0 + len(block)
+                offset += len(block)
+                last = block[-1:] or last
+                if block or text:
+                    yield block, text
                 if not block:
                     break
         if k < len(files) - 1 and last != b"\n":
@@ -180,44 +177,52 @@ def _encode_chars(tok, text: str) -> np.ndarray:
     return lut[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
 
 
+def _load_meta(path: Path, meta_path: Path, content_hash: str) -> dict[str, Any] | None:
+    """The metadata of a whole cache entry, or None (absent, damaged or from other text)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        whole = path.stat().st_size == meta["tokens"] * np.dtype(meta["dtype"]).itemsize
+        return meta if whole and meta["hash"] == content_hash else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def tokenize_to_cache(
     files: list[str], tok, content_hash: str, chars: int, encoding_errors: str = "strict"
 ) -> TokenFile:
-    """The corpus as a memory-mapped token file, written once per (text, tokenizer)."""
+    """The corpus as a token file, written once per (text, tokenizer).
+
+    Both files are written through data/atomic.py (temp file, fsync, rename), the metadata
+    last: a build killed at any point leaves no metadata beside a token file, so the next run
+    builds the entry again rather than trusting a partial one.
+    """
     key = hashlib.sha256(content_hash.encode() + tok.to_bytes()).hexdigest()[:32]
     d = cache_dir() / "tokens"
     path, meta_path = d / f"{key}.bin", d / f"{key}.json"
-    if path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if path.stat().st_size == meta["tokens"] * np.dtype(meta["dtype"]).itemsize:
-            return TokenFile(path, meta)
-    d.mkdir(parents=True, exist_ok=True)
+    meta = _load_meta(path, meta_path, content_hash)
+    if meta is not None:
+        return TokenFile(path, meta)
+    meta_path.unlink(missing_ok=True)  # a damaged entry: no metadata until rebuilt whole
     dtype = id_dtype(tok.vocab_size - 1).name
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", dir=d)
     n = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            tail = ""
-            for _, text in iter_text(files, encoding_errors):
-                if tok.kind == "char":
-                    ids = _encode_chars(tok, text)
-                else:  # whole lines only, so subwords never straddle a chunk boundary
-                    parts = (tail + text).split("\n")
-                    tail = parts.pop()
-                    ids = np.fromiter(
-                        (i for ln in tok.encode([p + "\n" for p in parts]) for i in ln),
-                        dtype=np.int32,
-                    )
-                out.write(ids.astype(dtype).tobytes())
-                n += len(ids)
-            if tok.kind != "char" and tail:
-                ids = np.asarray(tok.encode(tail), dtype=dtype)
-                out.write(ids.tobytes())
-                n += len(ids)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path, "wb") as out:  # removed, not renamed in, on an error
+        tail = ""
+        for _, text in iter_text(files, encoding_errors):
+            if tok.kind == "char":
+                ids = _encode_chars(tok, text)
+            else:  # whole lines only, so subwords never straddle a chunk boundary
+                parts = (tail + text).split("\n")
+                tail = parts.pop()
+                ids = np.fromiter(
+                    (i for ln in tok.encode([p + "\n" for p in parts]) for i in ln),
+                    dtype=np.int32,
+                )
+            out.write(ids.astype(dtype).tobytes())
+            n += len(ids)
+        if tok.kind != "char" and tail:
+            ids = np.asarray(tok.encode(tail), dtype=dtype)
+            out.write(ids.tobytes())
+            n += len(ids)
     meta = {"tokens": n, "dtype": dtype, "chars": chars, "hash": content_hash}
-    meta_path.write_text(json.dumps(meta))
+    write_bytes(meta_path, json.dumps(meta).encode())  # last: marks the entry whole
     return TokenFile(path, meta)

@@ -27,15 +27,17 @@ from seqtool.tokenizers.base import BOS, EOS
 class TranslatorOptions(_Config):
     """Train an encoder-decoder translator (bidirectional encoder, attention decoder).
 
-    Examples:
+    Examples (tiny sizes and few steps, so each runs in seconds):
 
-      seqtool train translator train.tsv --dev dev.tsv -o en-de.safetensors
+      seqtool train translator corpora/translation-sample.tsv --hidden 32 --steps 20 -o en-de.safetensors
 
-      seqtool train translator --source train.en --target train.de --dev dev.tsv -o m.safetensors
+      cut -f1 corpora/translation-sample.tsv > train.en; cut -f2 corpora/translation-sample.tsv > train.de
 
-      seqtool train translator train.tsv --dev dev.tsv --teacher-forcing 0.5 --attention additive
+      seqtool train translator --source train.en --target train.de --hidden 32 --steps 20 -o m.safetensors
 
-      seqtool train translator train.tsv --attention none --cell gru   # plain seq2seq
+      seqtool train translator corpora/translation-sample.tsv --teacher-forcing 0.5 --attention additive --hidden 32 --steps 20 -o tf.safetensors
+
+      seqtool train translator corpora/translation-sample.tsv --attention none --cell gru --hidden 32 --steps 20 -o plain.safetensors   # plain seq2seq
     """
 
     # The pairs, their tokenizers and which of them train: the options of `training_pairs`.

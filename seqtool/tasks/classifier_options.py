@@ -24,21 +24,25 @@ SELECT = ("mean", "pooled")  # how several dev sets rank checkpoints
 class ClassifierOptions(_Config):
     """Train a text classifier (bidirectional LSTM by default) on labelled CSV/TSV/JSONL.
 
-    Examples:
+    Examples (few steps, so each runs in seconds):
 
-      seqtool train classifier reviews.csv --dev dev.csv -o sent.safetensors
+      seqtool train classifier corpora/sentiment-sample.csv --steps 40 --threads 1 -o sent.safetensors
 
-      seqtool train classifier data.tsv --text-column sentence --label-column topic --pool max
+      awk 'NR == 1 || NR % 5' corpora/sentiment-sample.csv > train.csv
 
-      seqtool train classifier train.csv --dev dev.csv --max-length 256 --precision bf16 --threads 1
+      awk 'NR == 1 || NR % 5 == 0' corpora/sentiment-sample.csv > dev.csv
 
-      seqtool train lm reviews.txt --tokenizer tok.model -o lm.safetensors
+      seqtool train classifier train.csv --dev dev.csv --pool max --ngrams 2 --steps 40 -o ngrams.safetensors
 
-      seqtool train classifier train.csv --dev dev.csv --init-from lm.safetensors
+      sed '1s/text,label/review,stars/' train.csv > reviews.csv
 
-      seqtool train classifier reviews.csv --dev dev.csv --pool max --ngrams 2
+      seqtool train classifier reviews.csv --text-column review --label-column stars --max-length 64 --steps 20 -o stars.safetensors
 
-      seqtool train classifier train.csv --dev dev.csv --init-from fwd.safetensors --init-from bwd.safetensors
+      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 20 --threads 1 -o fwd.safetensors
+
+      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 20 --threads 1 --reverse -o bwd.safetensors
+
+      seqtool train classifier train.csv --dev dev.csv --init-from fwd.safetensors --init-from bwd.safetensors --steps 20 -o both.safetensors
     """
 
     files: list[str] = opt(

@@ -32,17 +32,19 @@ from seqtool.tokenizers import PieceStream, check_known
 class LMOptions(_Config):
     """Train a language model (character-level by default) on text files.
 
-    Examples:
+    Examples (tiny sizes and few steps, so each runs in seconds):
 
-      seqtool train lm corpus.txt -o my.safetensors
+      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 30 -o my.safetensors
 
-      seqtool train lm corpus.txt -o my.safetensors --cell gru --layers 2 --hidden 256
+      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 60 -o my.safetensors --resume   # extend to 60 steps (or go on after Ctrl-C)
 
-      seqtool train lm train.txt --dev dev.txt --precision bf16 --threads 2 --steps 3000
+      head -60 corpora/play-sample.txt > train.txt; tail -15 corpora/play-sample.txt > dev.txt
 
-      seqtool train lm train.txt --dev dev.txt -o my.safetensors --resume   # after Ctrl-C
+      seqtool train lm train.txt --dev dev.txt --cell gru --layers 1 --hidden 64 --steps 30 --threads 1 -o gru.safetensors
 
-      seqtool train lm reviews.txt --tokenizer tok.model --sampled-softmax 1024 --reverse -o bwd.safetensors
+      seqtool tokenize train corpora/play-sample.txt --vocab-size 400 -o tok.model
+
+      seqtool train lm train.txt --tokenizer tok.model --sampled-softmax 64 --reverse --hidden 64 --steps 30 -o bwd.safetensors
     """
 
     files: list[str] = opt(help="Training text file(s); - reads stdin.", argument=True)

@@ -41,13 +41,13 @@ class SegmenterOptions(_Config):
     tokens come from a table learnt here. The model: char embedding -> bidirectional
     recurrent backbone -> a label per character.
 
-    Examples:
+    Examples (tiny sizes and few steps, so each runs in seconds):
 
-      seqtool train segmenter en_ewt-ud-train.conllu --dev en_ewt-ud-dev.conllu -o seg.safetensors
+      seqtool train segmenter corpora/pos-sample.conllu --hidden 32 --steps 20 -o seg.safetensors
 
-      seqtool train segmenter train.conllu --dev dev.conllu --threads 1 --time-budget 30 --ema 0.999 --save-dtype fp16
+      seqtool train segmenter corpora/pos-sample.conllu --threads 1 --time-budget 0.1 --ema 0.999 --save-dtype fp16 -o seg16.safetensors
 
-      seqtool train segmenter train.conllu --dev dev.conllu --cell gru --layers 1 --hidden 64
+      seqtool train segmenter corpora/pos-sample.conllu --cell gru --layers 1 --hidden 32 --steps 20 -o gru.safetensors
     """
 
     files: list[str] = opt(help="Training CoNLL-U file(s); - reads stdin.", argument=True)
