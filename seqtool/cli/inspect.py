@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from seqtool.cli._common import status, stdin_is_terminal, write
+from seqtool.cli._entry import verbatim_examples
 from seqtool.cli.evaluate import print_results
 from seqtool.cli.inspect_options import (
     CellsOptions,
@@ -21,7 +22,6 @@ from seqtool.cli.inspect_options import (
     ParamsOptions,
     TraceOptions,
 )
-from seqtool.cli._entry import verbatim_examples
 from seqtool.cli.options import run_command
 from seqtool.errors import SeqtoolError
 
