@@ -14,8 +14,8 @@ the same run).
     python benchmarks/large_table_rss.py --rows 5000000 --tokenizer char --keep /data/big.csv
 
 --read-only measures reading alone (classifier tables): `read_labelled` plus one pass over the
-texts, on the CSV and on the same rows as an `hf:` parquet dataset folder, each row's peak RSS
-and rows/s; --baseline-src DIR runs the CSV case also with the seqtool package found in DIR (an
+texts, on the CSV and on the same rows as an `hf:` parquet dataset folder, each run's peak RSS
+and rows/s (wall, and per CPU second: steadier on a busy machine); --baseline-src DIR runs the CSV case also with the seqtool package found in DIR (an
 older checkout, e.g. from `git archive`), in the same run:
 
     python benchmarks/large_table_rss.py --read-only --rows 1000000 --baseline-src /tmp/old
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import random
 import shutil
@@ -139,11 +140,11 @@ def write_conllu(path: Path, rows: int, seed: int = 0) -> None:
 READ = """
 import sys, time
 from seqtool.data.tabular import read_labelled
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 table = read_labelled(sys.argv[1])
 n = sum(len(chunk) for chunk in table.iter_texts())
 assert n == len(table), (n, len(table))
-print(f"{n} {time.perf_counter() - t0:.3f}")
+print(f"{n} {time.perf_counter() - t0:.3f} {time.process_time() - c0:.3f}")
 """
 
 
@@ -160,8 +161,6 @@ def to_parquet_folder(csv_path: Path, folder: Path) -> None:
         "text": {"dtype": "string", "_type": "Value"},
         "label": {"names": names, "_type": "ClassLabel"},
     }}}  # fmt: skip
-    import json
-
     schema = pa.schema([("text", pa.string()), ("label", pa.int64())])
     schema = schema.with_metadata({"huggingface": json.dumps(meta)})
     reader = pacsv.open_csv(csv_path, read_options=pacsv.ReadOptions(block_size=16 << 20))

@@ -31,11 +31,14 @@ _held = 0  # bytes of ids held by live stores
 
 
 def file_hash(paths: Iterable[str | Path]) -> str:
-    """sha256 over the bytes of the files (streamed, bounded memory)."""
+    """sha256 over the bytes of the files (streamed, bounded memory); an `hf:` dataset
+    split: of its local copy (data/hub.py)."""
+    from seqtool.data.text import check_input_path
+
     h = hashlib.sha256()
     for p in paths:
         h.update(b"\0file\0")
-        with open(p, "rb") as f:
+        with open(check_input_path(p) if str(p).startswith("hf:") else p, "rb") as f:
             while block := f.read(HASH_BLOCK):
                 h.update(block)
     return h.hexdigest()

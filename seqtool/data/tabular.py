@@ -17,6 +17,7 @@ import json
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,20 @@ def detect_format(path: str | Path, default: str = "csv") -> str:
     return _EXT.get(Path(str(path)).suffix.lower(), default)
 
 
+class _Malformed(Exception):
+    """The fast pass met a malformed record: the checked pass names its line."""
+
+
 class TableFile:
-    """A CSV/TSV/JSONL file whose columns are read again, streamed, on each pass."""
+    """A CSV/TSV/JSONL file whose columns are read again, streamed, on each pass.
+
+    A pass decodes and parses in C (a text file into `csv.reader` / `json.loads`), chunk by
+    chunk; only when something is wrong does the checked, line-counting reader (iter_records)
+    run, to name the line."""
 
     def __init__(self, path: Path, name: str, fmt: str, encoding_errors: str = "strict") -> None:
         self.path, self.name, self.fmt, self.errors = path, name, fmt, encoding_errors
-        first = next(self.records(limit=1), None)
+        first = next(self.records(limit=1), None)  # checks the header and the first record
         self.column_names: list[str] = list(first[1]) if first else self._header()
 
     def _header(self) -> list[str]:
@@ -64,30 +73,52 @@ class TableFile:
         with self.path.open("rb") as raw:
             yield from iter_records(raw, self.name, self.fmt, limit, self.errors)
 
+    def line_of_row(self, row: int) -> int | None:
+        """The line where row `row` (0-based, blank lines not counted) starts."""
+        for i, (line, _) in enumerate(self.records()):
+            if i == row:
+                return line
+        return None
+
     def iter_columns(
         self, columns: list[str], rows: int = CHUNK_ROWS
-    ) -> Iterator[tuple[list[int], list[list[Any]]]]:
-        """(line numbers, one list per column) for at most `rows` rows at a time, in order;
-        a key a JSONL record lacks reads as None."""
-        lines: list[int] = []
-        out: list[list[Any]] = [[] for _ in columns]
-        with self.path.open("rb") as raw:
+    ) -> Iterator[tuple[int, list[list[Any]]]]:
+        """(index of the chunk's first row, one list per column) for at most `rows` rows at a
+        time, in order; a key a JSONL record lacks reads as None."""
+        try:
+            yield from self._fast(columns, rows)
+        except (UnicodeDecodeError, csv.Error, json.JSONDecodeError, _Malformed):
+            for _ in self.records():  # raises DataError at the bad line
+                pass
+            raise DataError(f"cannot read as {self.fmt}", self.name) from None
+
+    def _fast(self, columns: list[str], rows: int) -> Iterator[tuple[int, list[list[Any]]]]:
+        start = 0
+        # utf-8-sig: a byte-order mark is no part of the first column's name
+        with self.path.open(encoding="utf-8-sig", errors=self.errors, newline="") as f:
             if self.fmt == "jsonl":
-                it: Iterator[tuple[int, list[Any]]] = (
-                    (n, [rec.get(c) for c in columns])
-                    for n, rec in _iter_jsonl(raw, self.name, None, self.errors)
-                )
-            else:
-                it = _csv_values(raw, self.name, self.fmt, columns, self.errors)
-            for n, values in it:
-                lines.append(n)
-                for col, v in zip(out, values, strict=True):
-                    col.append(v)
-                if len(lines) >= rows:
-                    yield lines, out
-                    lines, out = [], [[] for _ in columns]
-        if lines:
-            yield lines, out
+                while lines := list(islice(f, rows)):
+                    recs = [json.loads(line) for line in lines if line.strip()]
+                    if not all(type(r) is dict for r in recs):
+                        raise _Malformed
+                    yield start, [[r.get(c) for r in recs] for c in columns]
+                    start += len(recs)
+                return
+            tsv = self.fmt == "tsv"
+            reader = csv.reader(
+                f,
+                delimiter="\t" if tsv else ",",
+                quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
+                strict=True,
+            )
+            header = next(reader, [])
+            width, index = len(header), [header.index(c) for c in columns]
+            while chunk := list(islice(reader, rows)):
+                chunk = [r for r in chunk if r]  # blank lines
+                if any(len(r) != width for r in chunk):
+                    raise _Malformed
+                yield start, [[r[i] for r in chunk] for i in index]
+                start += len(chunk)
 
 
 class LabelledTable:
@@ -119,7 +150,7 @@ class LabelledTable:
     def iter_texts(self, rows: int = CHUNK_ROWS) -> Iterator[list[str]]:
         """The texts (as strings) a chunk of rows at a time, in row order."""
         for _, (texts,) in self.source.iter_columns([self.text_column], rows):
-            yield [t if type(t) is str else str(t) for t in texts]
+            yield texts if self.fmt != "jsonl" else [t if type(t) is str else str(t) for t in texts]
 
     def has_column(self, name: str) -> bool:
         return name in self.source.column_names
@@ -128,19 +159,18 @@ class LabelledTable:
         """(N,) float32: a column of probabilities in [0, 1] (a teacher's score per row);
         DataError names the line of a value that is missing, not a number or out of range."""
         out = np.empty(len(self), dtype=np.float32)
-        row = 0
-        for lines, (values,) in self.source.iter_columns([column]):
-            for line, v in zip(lines, values, strict=True):
+        for start, (values,) in self.source.iter_columns([column]):
+            for row, v in enumerate(values, start):
                 try:
                     x = float(v)
                 except (TypeError, ValueError):
                     x = float("nan")
                 if not 0.0 <= x <= 1.0:  # also catches nan
+                    line = self.source.line_of_row(row)
                     raise DataError(
                         f"{column} {v!r} is not a probability in [0, 1]", self.path, line
                     )
                 out[row] = x
-                row += 1
         return out
 
     def content_hash(self) -> str:
@@ -181,12 +211,14 @@ def read_labelled(
     codes = array("i")
     names: dict[str, int] = {}
     chars = 0
-    for lines, (texts, labels) in source.iter_columns([text_column, label_column]):
-        for n, t, y in zip(lines, texts, labels, strict=True):
+    for start, (texts, labels) in source.iter_columns([text_column, label_column]):
+        for row, (t, y) in enumerate(zip(texts, labels, strict=True), start):
             if t is None or not (t := t if type(t) is str else str(t)).strip():
-                raise DataError(f"empty text in column {text_column!r}", name, n)
+                line = source.line_of_row(row)
+                raise DataError(f"empty text in column {text_column!r}", name, line)
             if y is None or not (y := str(y).strip()):
-                raise DataError(f"empty label in column {label_column!r}", name, n)
+                line = source.line_of_row(row)
+                raise DataError(f"empty label in column {label_column!r}", name, line)
             codes.append(names.setdefault(y, len(names)))
             chars += len(t)
     if not codes:
