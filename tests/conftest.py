@@ -10,6 +10,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same cases every run (a red CI run is never chance) and keep no
+# example database between runs; test modules' own @settings inherit this profile.
+settings.register_profile("seqtool", derandomize=True, database=None, print_blob=True)
+settings.load_profile("seqtool")
 
 # Token caches of test corpora go to a throwaway directory, not ~/.cache.
 os.environ.setdefault("SEQTOOL_CACHE", tempfile.mkdtemp(prefix="seqtool-test-cache-"))
@@ -17,6 +23,18 @@ os.environ.setdefault("SEQTOOL_CACHE", tempfile.mkdtemp(prefix="seqtool-test-cac
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "corpora"
 SAMPLE = ROOT / "corpora" / "play-sample.txt"
+
+# The checkout's seqtool for subprocesses (never another one on PATH): this interpreter with
+# the checkout first on its path (checkout_env()).
+SEQTOOL = [sys.executable, "-m", "seqtool"]
+
+
+def checkout_env(env: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """`env` (default: os.environ) with the checkout first on PYTHONPATH, plus `extra`."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return {**env, **extra}
+
 
 # Tiny models: hidden 7, embedding 10 (joeynmt's trick) keep the suite fast.
 TINY = ["--hidden", "7", "--embedding-dim", "10", "--layers", "1", "--threads", "1"]

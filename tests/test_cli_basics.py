@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli
+from conftest import checkout_env, run_cli
 
 import seqtool
 
@@ -30,14 +30,16 @@ def test_import_cli_pulls_in_no_heavy_modules():
 
 
 def test_completion_builds_only_the_command_being_typed():
-    exe = shutil.which("seqtool", path=os.path.dirname(sys.executable)) or shutil.which("seqtool")
+    # completion needs the entry point script (its name keys the completion variable): the
+    # one installed with this interpreter, never another seqtool on PATH
+    exe = shutil.which("seqtool", path=os.path.dirname(sys.executable))
     if exe is None:
-        pytest.skip("the seqtool entry point is not installed")
+        pytest.skip("the seqtool entry point is not installed beside this Python")
 
     def complete(words: str) -> list[str]:
         env = {**os.environ, "_SEQTOOL_COMPLETE": "complete_bash", "COMP_WORDS": words,
                "COMP_CWORD": str(len(words.split(" ")) - 1)}  # fmt: skip
-        p = subprocess.run([exe], capture_output=True, text=True, env=env, timeout=60)
+        p = subprocess.run([exe], capture_output=True, text=True, env=checkout_env(env), timeout=60)
         assert p.returncode == 0, p.stderr
         return p.stdout.split()
 

@@ -139,3 +139,19 @@ def test_tokenizers_encode_any_text(toks, s):
         text = tok.decode(ids)
         if tok.kind == "spm":  # exact for any text (a char vocabulary has <unk>)
             assert text == s
+
+
+def test_every_property_test_is_derandomized():
+    """conftest's profile reaches each @given test here and in the other modules, even
+    those with @settings of their own (they inherit the profile)."""
+    import importlib
+
+    found = 0
+    for name in ("test_fuzz", "test_tokenizers", "test_corpus"):
+        module = importlib.import_module(name)
+        for fn in vars(module).values():
+            s = getattr(fn, "_hypothesis_internal_use_settings", None)
+            if s is not None and getattr(fn, "is_hypothesis_test", False):
+                found += 1
+                assert s.derandomize and s.database is None, f"{name}.{fn.__name__}"
+    assert found >= 10, found

@@ -12,13 +12,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, SAMPLE, run_cli
+from conftest import ROOT, SAMPLE, SEQTOOL, checkout_env, run_cli
 
-EXE = shutil.which("seqtool", path=os.path.dirname(sys.executable)) or shutil.which("seqtool")
-SEQTOOL = [EXE] if EXE else [sys.executable, "-m", "seqtool"]
 CORNER = "┏"  # the top-left corner of every rich table
 TRANSLATOR = ROOT / "checkpoints" / "translate-en-de.safetensors"
 SENTIMENT = ROOT / "checkpoints" / "sentiment.safetensors"
@@ -29,7 +26,7 @@ def _env(**extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")
     }
-    return {**env, **extra}
+    return checkout_env(env, **extra)
 
 
 def seqtool(*args: object, stdout: object = subprocess.PIPE, **env: str):

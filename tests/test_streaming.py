@@ -6,22 +6,23 @@ from __future__ import annotations
 import os
 import random
 import select
-import shutil
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import SEQTOOL, checkout_env
 
 from seqtool.data import stream
 from seqtool.data.conllu import Sentence
 from seqtool.data.tagging import chunked
 
-# A hang must fail the test, never the suite: every wait below is bounded.
+# A hang must fail the test, never the suite: every wait below is bounded. The bounds are
+# generous (a shared, loaded machine); what is tested is the order of events (an answer
+# arrives while stdin is still open), not how fast it comes.
 START_S = 120  # the first answer includes starting Python and loading torch on a busy machine
-ANSWER_S = 10  # a later line, once the model is loaded
+ANSWER_S = 60  # a later line, once the model is loaded
 
 
 def _pipe_lines() -> tuple[stream.Lines, int]:
@@ -94,11 +95,6 @@ def test_batches_close_by_weight_as_the_tagger_chunks_did():
     assert got == list(chunked(sents, 16, 100))
 
 
-def _seqtool() -> list[str]:
-    exe = shutil.which("seqtool", path=os.path.dirname(sys.executable)) or shutil.which("seqtool")
-    return [exe] if exe else [sys.executable, "-m", "seqtool"]
-
-
 def _read_lines(proc: subprocess.Popen, n: int, timeout: float, buf: bytearray) -> list[str]:
     """n lines of the process's stdout, or fewer if they do not come within timeout."""
     fd = proc.stdout.fileno()
@@ -132,13 +128,12 @@ def _read_lines(proc: subprocess.Popen, n: int, timeout: float, buf: bytearray) 
 def test_a_live_feed_is_answered_line_by_line(args, first, second, answers):
     """`tail -f | seqtool CMD`: each line's result arrives while stdin stays open (before:
     nothing until 256 lines, or the end of input)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [*_seqtool(), *args, "--threads", "1"],
+        [*SEQTOOL, *args, "--threads", "1"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
+        env=checkout_env(),
     )
     buf = bytearray()
     try:
@@ -148,9 +143,8 @@ def test_a_live_feed_is_answered_line_by_line(args, first, second, answers):
         assert len(got) == answers, (got, proc.poll())
         proc.stdin.write(second.encode())
         proc.stdin.flush()
-        t = time.monotonic()
-        got2 = _read_lines(proc, 1, ANSWER_S, buf)
-        assert len(got2) == 1 and time.monotonic() - t < ANSWER_S, got2
+        got2 = _read_lines(proc, 1, ANSWER_S, buf)  # stdin still open: no end of input yet
+        assert len(got2) == 1 and proc.poll() is None, got2
         proc.stdin.close()
         assert proc.wait(ANSWER_S) == 0
         assert not buf and proc.stdout.read() == b""  # nothing more, nothing held back
