@@ -190,3 +190,40 @@ def test_one_text_column_is_plain_text(tmp_path):
     assert r.code == 0, r
     r = run_cli("tokenize", "encode", "-m", tok, f"hf:{folder}@train")
     assert r.code == 0 and len(r.out.splitlines()) == 2, r
+
+
+def test_tagger_translator_and_lm_train_on_dataset_splits(tmp_path):
+    """Every task trains on hf: splits (the local copy's format decides how it is read)."""
+    import datasets
+
+    words = datasets.Sequence(datasets.Value("string"))
+    ud = _parquet_folder(
+        tmp_path / "ud", ("train", "validation"),
+        datasets.Features({"tokens": words, "upos": datasets.Sequence(datasets.ClassLabel(
+            names=["DET", "NOUN", "VERB", "PUNCT"]))}),
+        lambda s: {"tokens": [["The", "dog", "runs", "."], ["A", "cat", "naps", "."]] * 3,
+                   "upos": [[0, 1, 2, 3]] * 6},
+    )  # fmt: skip
+    pairs = _parquet_folder(
+        tmp_path / "pairs", ("train", "validation"),
+        datasets.Features({"en": datasets.Value("string"), "de": datasets.Value("string")}),
+        lambda s: {"en": ["A dog runs .", "A cat naps ."] * 4, "de": ["Ein Hund rennt .", "Eine Katze döst ."] * 4},
+    )  # fmt: skip
+    text = (ROOT / "corpora" / "play-sample.txt").read_text()
+    lm = _parquet_folder(
+        tmp_path / "lm", ("train", "validation"),
+        datasets.Features({"text": datasets.Value("string")}), lambda s: {"text": [text]},
+    )  # fmt: skip
+    for task, folder, extra in (
+        ("tagger", ud, []),
+        ("translator", pairs, ["--tokenizer", "char"]),
+        ("lm", lm, []),
+    ):
+        out = tmp_path / f"{task}.safetensors"
+        r = run_cli(
+            "train", task, f"hf:{folder}@train", "--dev", f"hf:{folder}@validation",
+            "--steps", "2", "-o", out, *TINY, *extra,
+        )  # fmt: skip
+        assert r.code == 0, (task, r)
+        r = run_cli("eval", out, f"hf:{folder}@validation", "--format", "json")
+        assert r.code == 0, (task, r)
