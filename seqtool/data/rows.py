@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from seqtool.data.atomic import AtomicFile, write_bytes
 from seqtool.data.corpus import cache_dir, id_dtype
 
 VERSION = "1"  # bump when the stored layout or an encoder's output changes
@@ -94,12 +94,13 @@ class RowStore:
 
 
 class RowWriter:
-    """Appends rows to temporary files beside the cache entry; `commit` renames them in."""
+    """Appends rows to a temporary file beside the cache entry `key`; `commit` renames it in
+    (data/atomic.py: fsync, rename) and writes the offsets, then the metadata, the same way."""
 
-    def __init__(self, directory: Path, dtype: np.dtype) -> None:
-        self.dir, self.dtype = directory, np.dtype(dtype)
-        fd, self._tmp = tempfile.mkstemp(prefix=".rows.", dir=directory)
-        self._out = os.fdopen(fd, "wb")
+    def __init__(self, directory: Path, dtype: np.dtype, key: str) -> None:
+        self.dir, self.dtype, self.key = directory, np.dtype(dtype), key
+        self._ids = AtomicFile(directory / f"{key}.ids", "wb")
+        self._out = self._ids.stream
         self._offsets = [np.zeros(1, dtype=np.int64)]
         self._total = 0
 
@@ -114,23 +115,18 @@ class RowWriter:
         self._offsets.append(self._total + np.cumsum(lengths))
         self._total += n
 
-    def commit(self, key: str) -> RowStore:
-        self._out.close()
+    def commit(self) -> RowStore:
         offsets = np.concatenate(self._offsets)
-        path = self.dir / f"{key}.ids"
-        tmp_off = self.dir / f".{key}.{os.getpid()}.offsets.npy"
-        np.save(tmp_off, offsets, allow_pickle=False)
-        os.replace(self._tmp, path)
-        os.replace(tmp_off, self.dir / f"{key}.offsets.npy")
+        self._ids.commit()
+        with AtomicFile(self.dir / f"{self.key}.offsets.npy", "wb") as f:
+            np.save(f, offsets, allow_pickle=False)
         meta = {"rows": len(offsets) - 1, "tokens": self._total, "dtype": self.dtype.name}
-        tmp_meta = self.dir / f".{key}.{os.getpid()}.json"
-        tmp_meta.write_text(json.dumps(meta))
-        os.replace(tmp_meta, self.dir / f"{key}.json")  # last: its presence marks a whole entry
-        return RowStore(path, offsets, self.dtype)
+        # Last: its presence marks a whole entry (_load checks it against the other two).
+        write_bytes(self.dir / f"{self.key}.json", json.dumps(meta).encode())
+        return RowStore(self._ids.path, offsets, self.dtype)
 
     def discard(self) -> None:
-        self._out.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        self._ids.discard()
 
 
 def _load(d: Path, key: str) -> RowStore | None:
@@ -157,13 +153,14 @@ def cached(key: str, max_id: int, build: Callable[[RowWriter], None]) -> RowStor
     if store is not None:
         return store
     d.mkdir(parents=True, exist_ok=True)
-    writer = RowWriter(d, id_dtype(max_id))
+    (d / f"{key}.json").unlink(missing_ok=True)  # a damaged entry: unmarked until rebuilt
+    writer = RowWriter(d, id_dtype(max_id), key)
     try:
         build(writer)
     except BaseException:
         writer.discard()
         raise
-    return writer.commit(key)
+    return writer.commit()
 
 
 def cached_parts(
@@ -176,14 +173,16 @@ def cached_parts(
     if all(s is not None for s in stores.values()):
         return stores  # type: ignore[return-value]
     d.mkdir(parents=True, exist_ok=True)
-    writers = {name: RowWriter(d, id_dtype(m)) for name, m in max_ids.items()}
+    for name in max_ids:  # damaged entries: unmarked until rebuilt
+        (d / f"{key}.{name}.json").unlink(missing_ok=True)
+    writers = {name: RowWriter(d, id_dtype(m), f"{key}.{name}") for name, m in max_ids.items()}
     try:
         build(writers)
     except BaseException:
         for w in writers.values():
             w.discard()
         raise
-    return {name: w.commit(f"{key}.{name}") for name, w in writers.items()}
+    return {name: w.commit() for name, w in writers.items()}
 
 
 class Rows:
