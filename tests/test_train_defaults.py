@@ -231,3 +231,23 @@ def test_readme_classifier_with_defaults_labels_its_training_rows(tmp_path):
     r = run_cli("train", "classifier", SENTIMENT, "-o", out, "--steps", "40", "--threads", "1")
     assert r.code == 0, r
     assert api.evaluate(out, str(SENTIMENT))["accuracy"] >= 0.9
+
+
+def test_resume_may_add_early_stopping(tmp_path):
+    from seqtool.training import Interrupted
+    from seqtool.training.callbacks import Callback
+
+    class StopAt(Callback):
+        def on_step_end(self, trainer, loss):
+            if trainer.step == 6:
+                trainer.request_interrupt()
+
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig(steps=12, batch_size=4, seq_len=32, eval_every=3, threads=1)
+    tiny = dict(hidden_size=8, layers=1)
+    with pytest.raises(Interrupted):
+        api.train("lm", out, cfg, files=[str(SAMPLE)], backbone=tiny, callbacks=[StopAt()])
+    # The callbacks' saved states are matched by name, not by position in the list.
+    more = cfg.replace(patience=50, max_time=60.0)
+    summary = api.train("lm", out, more, files=[str(SAMPLE)], backbone=tiny, resume=True)
+    assert summary["steps"] == 12 and summary["stopped"] == "completed"

@@ -25,6 +25,32 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def callback_states(callbacks: list[Callback]) -> dict[str, Any]:
+    """Each callback's resume state by class name (numbered when a class repeats), so a
+    resumed run may add or drop some (--patience, --max-time) without mixing them up."""
+    return {name: cb.state_dict() for name, cb in _named(callbacks)}
+
+
+def load_callback_states(callbacks: list[Callback], saved: Any) -> None:
+    if isinstance(saved, dict):
+        for name, cb in _named(callbacks):
+            if name in saved:
+                cb.load_state_dict(saved[name])
+    else:  # a list: a run saved before they were named, in order
+        for cb, state in zip(callbacks, saved, strict=False):
+            cb.load_state_dict(state)
+
+
+def _named(callbacks: list[Callback]) -> list[tuple[str, Callback]]:
+    seen: dict[str, int] = {}
+    out = []
+    for cb in callbacks:
+        name = type(cb).__name__
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}.{seen[name]}", cb))
+    return out
+
+
 def _fmt_metrics(metrics: dict[str, float], limit: int = 4) -> str:
     scalars = [(k, v) for k, v in metrics.items() if isinstance(v, int | float)][:limit]
     return "  ".join(f"{k} {v:.4g}" for k, v in scalars)

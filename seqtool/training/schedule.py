@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from seqtool.config import TrainConfig
 
@@ -56,3 +57,18 @@ def lr_lambda(
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
 
     return f
+
+
+def set_hyperparameters(
+    optimizer: Any, scheduler: Any, cfg: TrainConfig, factor: Callable[[int], float], step: int
+) -> None:
+    """After loading saved optimizer and scheduler state: this run's --lr and --weight-decay
+    (a resumed run may change them; the saved state holds the old ones), and the LR the
+    schedule gives at the step reached. Groups: decayed weights, then the undecayed."""
+    scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
+    decay = [cfg.weight_decay, 0.0]
+    for i, group in enumerate(optimizer.param_groups):
+        group["initial_lr"] = cfg.lr
+        group["weight_decay"] = decay[i] if i < len(decay) else group["weight_decay"]
+        group["lr"] = cfg.lr * factor(max(0, step))
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]

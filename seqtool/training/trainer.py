@@ -29,10 +29,18 @@ from seqtool.config import TrainConfig
 from seqtool.errors import CheckpointError, SeqtoolError
 from seqtool.tasks.base import TaskModel
 from seqtool.training import distributed, ema, runtime
-from seqtool.training.callbacks import Callback, EarlyStopping, MetricsLog, Progress, TimeLimit
+from seqtool.training.callbacks import (
+    Callback,
+    EarlyStopping,
+    MetricsLog,
+    Progress,
+    TimeLimit,
+    callback_states,
+    load_callback_states,
+)
 from seqtool.training.checks import RunChecks
 from seqtool.training.runfiles import interrupted_run, run_dir
-from seqtool.training.schedule import auto_warmup, lr_lambda
+from seqtool.training.schedule import auto_warmup, lr_lambda, set_hyperparameters
 
 __all__ = ["BatchSource", "Interrupted", "Trainer", "interrupted_run", "lr_lambda", "run_dir"]
 
@@ -182,7 +190,8 @@ class Trainer:
             "best": self.best,
             "best_metrics": self.best_metrics,
             "elapsed": self.elapsed,
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            # By name: a resumed run may add or drop some (--patience, --max-time).
+            "callbacks": callback_states(self.callbacks),
             "train_config": self.cfg.to_dict(),
             "ema": self.ema,
             "warmup": self.warmup,
@@ -228,7 +237,7 @@ class Trainer:
         if self.cfg.warmup is None and state.get("warmup") is not None:
             self.warmup = int(state["warmup"])  # an extended run does not warm up again
             self._set_schedule()
-        self._apply_hyperparameters()
+        set_hyperparameters(self.optimizer, self.scheduler, self.cfg, self._lr_factor, self.step)
         if not self.is_main:  # this rank's own RNG streams and data position
             state.update(torch.load(self._resume_path(), map_location="cpu", weights_only=True))
         runtime.set_rng_state(state["rng"])
@@ -240,19 +249,7 @@ class Trainer:
             if saved is None:  # resumed with --ema from a run without it: start averaging now
                 saved = [p.detach().clone() for p in self.model.parameters()]
             self.ema = [t.to(self.device) for t in saved]
-        for cb, s in zip(self.callbacks, state["callbacks"], strict=False):
-            cb.load_state_dict(s)
-
-    def _apply_hyperparameters(self) -> None:
-        """After loading saved optimizer state: this run's --lr and --weight-decay (a resumed
-        run may change them), and the LR the schedule gives at the step reached."""
-        self.scheduler.base_lrs = [self.cfg.lr] * len(self.optimizer.param_groups)
-        decay = [self.cfg.weight_decay, 0.0]
-        for i, group in enumerate(self.optimizer.param_groups):
-            group["initial_lr"] = self.cfg.lr
-            group["weight_decay"] = decay[i] if i < len(decay) else group["weight_decay"]
-            group["lr"] = self.cfg.lr * self._lr_factor(max(0, self.step))
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        load_callback_states(self.callbacks, state["callbacks"])
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         """Ctrl-C / SIGTERM stop at the next step boundary, so saved state is consistent;
