@@ -204,10 +204,12 @@ def test_cli_empty_and_unknown_text(lms, tmp_path):
     assert r.code == 2 and "bad.txt:2:5: character '~'" in r.err, r
 
 
-def test_classifier_table_finds_a_label_unit(tiny_clf):
+def test_classifier_table_finds_a_label_unit(tiny_clf, tmp_path):
     table = ROOT / "corpora" / "sentiment-sample.csv"
-    r = _cells(table, "-m", tiny_clf, "--top", "3", "--format", "jsonl")
+    page = tmp_path / "label.html"
+    r = _cells(table, "-m", tiny_clf, "--top", "3", "--format", "jsonl", "--html", page)
     assert r.code == 0, r
+    assert "label: the best one-unit classifier is layer 0" in page.read_text()
     rows = [json.loads(x) for x in r.out.splitlines()]
     labels = [x for x in rows if x["probe"] == "label"]
     assert len(labels) == 3

@@ -272,8 +272,9 @@ def cells(o: CellsOptions) -> None:
 
     runtime.set_threads(o.threads)
     m = _load(o.model, o.device)
-    rep = cells_run.run(m, text, name, probes, o.top, o.show, o.streams, o.warmup, table, status)
-    cells_run.check_units(rep.stats, chosen)
+    rep = cells_run.run(
+        m, text, name, probes, o.top, o.show, o.streams, o.warmup, table, status, chosen
+    )
     st = rep.stats
     for probe, why in st.skipped.items():
         status(f"probe {probe} skipped: {why}")
@@ -301,6 +302,12 @@ def cells(o: CellsOptions) -> None:
             from seqtool.data.atomic import write_bytes
 
             facts = page.facts_line(st, name, o.model or "lm-shakespeare")
+            for u in rep.label_units[:1]:
+                facts.append(
+                    f"label: the best one-unit classifier is {page.unit_label(u)}, accuracy "
+                    f"{u.accuracy:.3f} (threshold fit on the table); the full model: "
+                    f"{rep.model_accuracy:.3f}"
+                )
             doc = page.page(title, facts, rep.ranked, st.skipped, strips, tokens)
             write_bytes(o.html, doc.encode("utf-8"))
             status(f"wrote {o.html} ({len(strips)} units over {len(tokens):,} tokens)")

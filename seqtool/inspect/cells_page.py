@@ -53,6 +53,11 @@ def unit_name(r: Ranked) -> tuple[int, str, str, int]:
     return r.group.layer, DIRECTIONS[r.group.direction], r.group.state, r.unit
 
 
+def unit_label(u: LabelUnit) -> str:
+    d = f" {DIRECTIONS[u.group.direction]}" if u.group.direction else ""
+    return f"layer {u.group.layer}{d} {u.group.state} unit {u.unit}"
+
+
 def records(ranked: list[Ranked], n: int) -> list[dict[str, Any]]:
     return [
         {"probe": r.probe, "rank": r.rank, "layer": r.group.layer,

@@ -47,19 +47,21 @@ def parse_unit(spec: str) -> tuple[int, int, str, int]:
     return layer, cells.DIRECTIONS.index(direction), state, unit
 
 
-def check_units(stats: cells.CellStats, chosen: list[tuple[int, int, str, int]]) -> None:
-    layers = 1 + max(g.layer for g in stats.groups)
-    D = 1 + max(g.direction for g in stats.groups)
+def check_units(rnn: Any, chosen: list[tuple[int, int, str, int]]) -> None:
+    """The --unit choices against the encoder's fused module, before the long pass."""
+    from seqtool.backbone.cells import cell_of
+
+    layers, cell = rnn.num_layers, cell_of(rnn)
     for k, d, s, u in chosen:
         spec = f"--unit {k}:{u}:{s}" + (":backward" if d else "")
         if k >= layers:
             raise SeqtoolError(f"{spec}: the encoder has {layers} layer(s), numbered from 0")
-        if d >= D:
+        if d and not rnn.bidirectional:
             raise SeqtoolError(f"{spec}: the encoder is unidirectional")
-        if s == "c" and stats.cell != "lstm":
-            raise SeqtoolError(f"{spec}: a {stats.cell} has no cell state c (use h)")
-        if u >= stats.hidden:
-            raise SeqtoolError(f"{spec}: units are numbered 0 to {stats.hidden - 1}")
+        if s == "c" and cell != "lstm":
+            raise SeqtoolError(f"{spec}: a {cell} has no cell state c (use h)")
+        if u >= rnn.hidden_size:
+            raise SeqtoolError(f"{spec}: units are numbered 0 to {rnn.hidden_size - 1}")
 
 
 def is_table(path: str | None) -> bool:
@@ -77,6 +79,7 @@ def run(
     warmup: int = 1000,
     table: str | None = None,
     status: Any = None,
+    chosen: list[tuple[int, int, str, int]] = (),
 ) -> Report:
     """The whole analysis of `text` (or, for a classifier, of the labelled `table`)."""
     start = time.perf_counter()
@@ -97,11 +100,12 @@ def run(
         source = cells.line_source(model, text)
     if not len(source.ends):
         raise SeqtoolError(f"{name}: nothing to inspect: the text has no tokens")
+    check_units(source.rnn if source.rnn is not None else model.backbone.rnn.rnn, chosen)
     last = [start]
 
     def progress(done: int, n: int) -> None:
         now = time.perf_counter()
-        if status is not None and now - last[0] >= 5:
+        if status is not None and now - last[0] >= 10:
             last[0] = now
             rate = done / (now - start)
             status(f"cells: {done:,}/{n:,} tokens ({rate:,.0f}/s, {(n - done) / rate:.0f} s left)")
