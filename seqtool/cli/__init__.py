@@ -27,7 +27,8 @@ HELP = (
     "Data goes to stdout, status and progress to stderr; '-' or no file reads stdin.\n\n"
     "Examples:\n\n"
     '  seqtool generate --prompt "ROMEO:" --length 200\n\n'
-    "  seqtool train lm corpora/play-sample.txt -o my.safetensors --hidden 32 --steps 20\n\n"
+    "  seqtool train lm corpora/play-sample.txt --hidden 32 --steps 20 --threads 1 "
+    "-o my.safetensors\n\n"
     "  seqtool eval my.safetensors corpora/play-sample.txt\n\n"
     "  seqtool plot my.safetensors --format text"
 )
@@ -38,9 +39,12 @@ TRAIN_HELP = (
     "dev metric) goes to -o; MODEL.run/ beside it keeps the run's log, config and resume "
     "state.\n\n"
     "Examples:\n\n"
-    "  seqtool train classifier corpora/sentiment-sample.csv --steps 40 -o sent.safetensors\n\n"
-    "  seqtool train lm corpora/play-sample.txt --hidden 64 --steps 30 -o lm.safetensors\n\n"
-    "  seqtool train tagger corpora/pos-sample.conllu --hidden 32 --steps 20 -o pos.safetensors"
+    "  seqtool train classifier corpora/sentiment-sample.csv --steps 40 --threads 1 "
+    "-o sent.safetensors\n\n"
+    "  seqtool train lm corpora/play-sample.txt --hidden 64 --steps 30 --threads 1 "
+    "-o lm.safetensors\n\n"
+    "  seqtool train tagger corpora/pos-sample.conllu --hidden 32 --steps 20 --threads 1 "
+    "-o pos.safetensors"
 )
 SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -68,7 +72,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Evaluate a checkpoint on held-out data with its task's metric.",
     ),
     "models": ("models", "models", "List the shipped and your own models (-m NAME names them)."),
-    "plot": ("plot", "plot", "Draw training curves (loss, dev metric) of one or more runs to a PNG."),
+    "plot": ("plot", "plot", "Draw training curves (loss, dev metric) of runs to a PNG."),
 }
 GROUPS: dict[str, tuple[str, str, str]] = {
     "train": ("", "", "Train a model: seqtool train TASK FILE... -o model.safetensors"),

@@ -29,15 +29,15 @@ class TranslatorOptions(_Config):
 
     Examples (tiny sizes and few steps, so each runs in seconds):
 
-      seqtool train translator corpora/translation-sample.tsv --hidden 32 --steps 20 -o en-de.safetensors
+      seqtool train translator corpora/translation-sample.tsv --hidden 32 --steps 20 --threads 1 -o en-de.safetensors
 
       cut -f1 corpora/translation-sample.tsv > train.en; cut -f2 corpora/translation-sample.tsv > train.de
 
-      seqtool train translator --source train.en --target train.de --hidden 32 --steps 20 -o m.safetensors
+      seqtool train translator --source train.en --target train.de --hidden 32 --steps 20 --threads 1 -o m.safetensors
 
-      seqtool train translator corpora/translation-sample.tsv --teacher-forcing 0.5 --attention additive --hidden 32 --steps 20 -o tf.safetensors
+      seqtool train translator corpora/translation-sample.tsv --teacher-forcing 0.5 --attention additive --hidden 32 --steps 20 --threads 1 -o tf.safetensors
 
-      seqtool train translator corpora/translation-sample.tsv --attention none --cell gru --hidden 32 --steps 20 -o plain.safetensors   # plain seq2seq
+      seqtool train translator corpora/translation-sample.tsv --attention none --cell gru --hidden 32 --steps 20 --threads 1 -o plain.safetensors   # plain seq2seq
     """
 
     # The pairs, their tokenizers and which of them train: the options of `training_pairs`.

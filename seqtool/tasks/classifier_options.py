@@ -32,17 +32,17 @@ class ClassifierOptions(_Config):
 
       awk 'NR == 1 || NR % 5 == 0' corpora/sentiment-sample.csv > dev.csv
 
-      seqtool train classifier train.csv --dev dev.csv --pool max --ngrams 2 --steps 40 -o ngrams.safetensors
+      seqtool train classifier train.csv --dev dev.csv --pool max --ngrams 2 --steps 40 --threads 1 -o ngrams.safetensors
 
       sed '1s/text,label/review,stars/' train.csv > reviews.csv
 
-      seqtool train classifier reviews.csv --text-column review --label-column stars --max-length 64 --steps 20 -o stars.safetensors
+      seqtool train classifier reviews.csv --text-column review --label-column stars --max-length 64 --steps 20 --threads 1 -o stars.safetensors
 
       seqtool train lm corpora/play-sample.txt --hidden 64 --steps 20 --threads 1 -o fwd.safetensors
 
       seqtool train lm corpora/play-sample.txt --hidden 64 --steps 20 --threads 1 --reverse -o bwd.safetensors
 
-      seqtool train classifier train.csv --dev dev.csv --init-from fwd.safetensors --init-from bwd.safetensors --steps 20 -o both.safetensors
+      seqtool train classifier train.csv --dev dev.csv --init-from fwd.safetensors --init-from bwd.safetensors --steps 20 --threads 1 -o both.safetensors
     """
 
     files: list[str] = opt(

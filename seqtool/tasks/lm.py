@@ -34,9 +34,9 @@ class LMOptions(_Config):
 
     Examples (tiny sizes and few steps, so each runs in seconds):
 
-      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 30 -o my.safetensors
+      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 30 --threads 1 -o my.safetensors
 
-      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 60 -o my.safetensors --resume   # extend to 60 steps (or go on after Ctrl-C)
+      seqtool train lm corpora/play-sample.txt --hidden 64 --steps 60 --threads 1 -o my.safetensors --resume   # extend to 60 steps (or go on after Ctrl-C)
 
       head -60 corpora/play-sample.txt > train.txt; tail -15 corpora/play-sample.txt > dev.txt
 
@@ -44,7 +44,7 @@ class LMOptions(_Config):
 
       seqtool tokenize train corpora/play-sample.txt --vocab-size 400 -o tok.model
 
-      seqtool train lm train.txt --tokenizer tok.model --sampled-softmax 64 --reverse --hidden 64 --steps 30 -o bwd.safetensors
+      seqtool train lm train.txt --tokenizer tok.model --sampled-softmax 64 --reverse --hidden 64 --steps 30 --threads 1 -o bwd.safetensors
     """
 
     files: list[str] = opt(help="Training text file(s); - reads stdin.", argument=True)

@@ -43,11 +43,11 @@ class SegmenterOptions(_Config):
 
     Examples (tiny sizes and few steps, so each runs in seconds):
 
-      seqtool train segmenter corpora/pos-sample.conllu --hidden 32 --steps 20 -o seg.safetensors
+      seqtool train segmenter corpora/pos-sample.conllu --hidden 32 --steps 20 --threads 1 -o seg.safetensors
 
       seqtool train segmenter corpora/pos-sample.conllu --threads 1 --time-budget 0.1 --ema 0.999 --save-dtype fp16 -o seg16.safetensors
 
-      seqtool train segmenter corpora/pos-sample.conllu --cell gru --layers 1 --hidden 32 --steps 20 -o gru.safetensors
+      seqtool train segmenter corpora/pos-sample.conllu --cell gru --layers 1 --hidden 32 --steps 20 --threads 1 -o gru.safetensors
     """
 
     files: list[str] = opt(help="Training CoNLL-U file(s); - reads stdin.", argument=True)

@@ -38,9 +38,9 @@ class TaggerOptions(_Config):
 
     Examples (tiny sizes and few steps, so each runs in seconds):
 
-      seqtool train tagger corpora/pos-sample.conllu --hidden 32 --steps 20 -o pos.safetensors
+      seqtool train tagger corpora/pos-sample.conllu --hidden 32 --steps 20 --threads 1 -o pos.safetensors
 
-      seqtool train tagger corpora/pos-sample.conllu --dev corpora/pos-sample.conllu --tag-field xpos --hidden 32 --steps 20 -o xpos.safetensors
+      seqtool train tagger corpora/pos-sample.conllu --dev corpora/pos-sample.conllu --tag-field xpos --hidden 32 --steps 20 --threads 1 -o xpos.safetensors
 
       seqtool train tagger corpora/pos-sample.conllu --threads 1 --max-time 0.1 --save-dtype fp16 -o small.safetensors   # 6 seconds
     """
