@@ -15,7 +15,6 @@ checkpoint is chosen; `seqtool calibrate` fits it for an existing checkpoint.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -140,10 +139,7 @@ class FitCalibration(Callback):
         best.to(trainer.device)
         cal, warning = calibrate(best, trainer.dev, self.method)
         if warning:
-            say(f"warning: {warning}; temperature 1 kept")
-            log = getattr(trainer, "log_warning", None)
-            if log is not None:
-                log(warning)
+            trainer.warn(f"{warning}; temperature 1 kept")  # stderr and the run's log
         checkpoint.update_metadata(trainer.out, {"calibration": cal.to_dict()})
         if not warning:
             say(f"calibrated on {cal.texts:,} dev texts: {cal.describe()}")
@@ -153,4 +149,6 @@ def _say(trainer: Any):
     console = getattr(trainer, "console", None)
     if console is not None and hasattr(console, "print"):
         return lambda line: console.print(line, highlight=False)
-    return lambda line: print(line, file=sys.stderr, flush=True)
+    from seqtool.notices import say
+
+    return say

@@ -1,5 +1,6 @@
-"""LM -> classifier transfer (ULMFiT-style, `train classifier --init-from`): the classifier
-starts from one or two language models' tokenizer, embedding and recurrent weights.
+"""Transfer into a classifier (`train classifier --init-from`): ULMFiT-style from one or two
+language models' tokenizer, embedding and recurrent weights, or fine-tuning a classifier
+checkpoint (its tokenizer, config, labels and every weight) on new data.
 
 Two LMs are a forward one and a `train lm --reverse` one: the forward direction of the
 bidirectional classifier becomes the forward LM and its backward direction the backward LM.
@@ -18,10 +19,10 @@ EMBED = "backbone.embedding.embed.weight"  # the token table in a backbone's sta
 RNN = "backbone.rnn.rnn."  # the fused recurrent stack's weights
 
 
-def lm_headers(init_from: str | Sequence[str] | None) -> tuple[Any, Any]:
-    """(forward LM header, backward LM header) from --init-from files: one or both may be
-    given (or none: (None, None)); two must be one forward and one `--reverse` LM with the
-    same tokenizer and sizes."""
+def init_headers(init_from: str | Sequence[str] | None) -> tuple[Any, Any, Any]:
+    """(forward LM, backward LM, classifier) headers from --init-from files, each None when
+    not given: one classifier to fine-tune, or one or two LMs (two must be one forward and
+    one `--reverse` LM with the same tokenizer and sizes)."""
     from seqtool import checkpoint
 
     paths = [init_from] if isinstance(init_from, str) else list(init_from or [])
@@ -30,8 +31,12 @@ def lm_headers(init_from: str | Sequence[str] | None) -> tuple[Any, Any]:
     heads = []
     for p in paths:
         header = checkpoint.read_header(p)
-        checkpoint.expect_task(header, "lm", "train classifier --init-from")
+        checkpoint.expect_task(header, ("lm", "classifier"), "train classifier --init-from")
         heads.append(header)
+    if any(h.task == "classifier" for h in heads):
+        if len(heads) > 1:
+            raise SeqtoolError("--init-from: a classifier to fine-tune comes alone, without LMs")
+        return None, None, heads[0]
     fwd = [h for h in heads if not h.config.get("reverse")]
     bwd = [h for h in heads if h.config.get("reverse")]
     if len(fwd) > 1 or len(bwd) > 1:
@@ -52,7 +57,22 @@ def lm_headers(init_from: str | Sequence[str] | None) -> tuple[Any, Any]:
             != checkpoint.load_tokenizer(heads[1]).to_bytes()
         ):
             raise SeqtoolError(f"--init-from: {paths[0]} and {paths[1]} use different tokenizers")
-    return (fwd[0] if fwd else None), (bwd[0] if bwd else None)
+    return (fwd[0] if fwd else None), (bwd[0] if bwd else None), None
+
+
+def fine_tune_start(model: Any, header: Any, classes: Sequence[str]) -> None:
+    """Start `model` (built from the classifier checkpoint `header`'s tokenizer and config)
+    from all of that checkpoint's weights; the training data must have its labels."""
+    from seqtool import checkpoint
+
+    labels = header.json("labels") or []
+    if set(classes) - set(labels):
+        raise SeqtoolError(
+            f"--init-from {header.path}: the training labels {sorted(classes)} are not the "
+            f"model's {labels}"
+        )
+    tensors = model.upgrade_keys(checkpoint.load_tensors(header))
+    model.load_state_dict(tensors, strict=True)
 
 
 def lm_tokenizer(

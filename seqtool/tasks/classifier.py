@@ -210,10 +210,11 @@ class Classifier(TaskModel):
             opts.files, opts.dev, opts.text_column, opts.label_column, opts.dev_fraction,
             train_cfg.seed,
         )  # fmt: skip
-        fwd, bwd = transfer.lm_headers(opts.init_from)
-        if resume_header is not None:
-            tok = checkpoint.load_tokenizer(resume_header)
-            config = ClassifierConfig.from_dict(resume_header.config)
+        fwd, bwd, base = transfer.init_headers(opts.init_from)
+        start = resume_header or base  # its tokenizer, config and labels
+        if start is not None:
+            tok = checkpoint.load_tokenizer(start)
+            config = ClassifierConfig.from_dict(start.config)
         else:
             if fwd or bwd:  # the LM's tokenizer and shapes come along
                 tok = transfer.lm_tokenizer(
@@ -227,11 +228,12 @@ class Classifier(TaskModel):
             backbone.setdefault("bidirectional", True)
             bb = BackboneConfig(vocab_size=tok.vocab_size, padding_idx=tok.pad_id, **backbone)
             config = ClassifierConfig(backbone=bb, num_labels=len(tt.classes), **model)
-        labels = resume_header.json("labels") if resume_header is not None else tt.classes
-        clf = cls(config, tok, labels)
+        clf = cls(config, tok, start.json("labels") if start is not None else tt.classes)
         clf.text_column, clf.label_column = opts.text_column, opts.label_column
         clf.calibration_method = opts.calibration
-        if (fwd or bwd) and resume_header is None:
+        if resume_header is None and base is not None:
+            transfer.fine_tune_start(clf, base, tt.classes)
+        elif resume_header is None and (fwd or bwd):
             transfer.init_from_lm(clf, fwd, bwd)
         train, dev = data.encode_training(clf, tt)
         if opts.score_column:

@@ -86,7 +86,9 @@ class ClassifierOptions(_Config):
         None,
         "Start embedding + recurrent layers from this LM checkpoint (its tokenizer and sizes "
         "are used). Give it twice, a forward LM and a `train lm --reverse` one, to start each "
-        "direction from its own LM.",
+        "direction from its own LM. Or fine-tune a classifier checkpoint (e.g. the shipped "
+        "sentiment model) on new data: its tokenizer, model options, labels and weights are "
+        "used.",
     )
 
 
