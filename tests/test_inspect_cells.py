@@ -8,11 +8,12 @@ import html.parser
 import json
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, SAMPLE, run_cli
+from conftest import ROOT, SAMPLE, SHARED, run_cli
 
 from seqtool.backbone.cells import run_sequence
 from seqtool.config import TrainConfig
@@ -198,6 +199,8 @@ def test_cli_empty_and_unknown_text(lms, tmp_path):
     empty.write_text("")
     r = _cells(empty, "-m", lms["lstm"])
     assert r.code == 2 and "empty" in r.err and "Traceback" not in r.err, r
+    r = _cells(tmp_path, "-m", lms["lstm"])
+    assert r.code == 2 and "is a directory" in r.err, r
     bad = tmp_path / "bad.txt"
     bad.write_text("the cat\nsat ~ here\n")
     r = _cells(bad, "-m", lms["lstm"])
@@ -296,3 +299,27 @@ def test_page_in_headless_chromium(lms, tiny_clf, tmp_path):
     for s in _dom(page):
         assert s["text"] == text.rstrip("\n")  # the last line end follows no token
         assert len(s["classes"]) == len(text) - 2  # the line ends are not tokens
+
+
+def test_png_strips_and_a_clear_error_without_matplotlib(lms, tmp_path, monkeypatch):
+    png = tmp_path / "cells.png"
+    pytest.importorskip("matplotlib")
+    r = _cells(TEXT[:300], "-m", lms["lstm"], "--png", png, "--probe", "in-word")
+    assert r.code == 0, r
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plot extra were absent
+    r = _cells(TEXT[:300], "-m", lms["lstm"], "--png", tmp_path / "x.png")
+    assert r.code == 2 and "pip install 'seqtool[plot]'" in r.err, r
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "lm" / "dev.txt").is_file(), reason="no shared LM corpus")
+def test_shipped_lm_on_dev_finds_the_line_and_speaker_cells():
+    """The issue's targets: a line-position unit with |r| >= 0.85 and a speaker-line unit
+    with |r| >= 0.8, found in one run (about 2 CPU-minutes)."""
+    r = _cells(SHARED / "lm" / "dev.txt", "--probe", "speaker=^[A-Z][A-Z ]*:$", "--top", "1",
+               "--format", "jsonl")  # fmt: skip
+    assert r.code == 0, r
+    best = {x["probe"]: x for x in map(json.loads, r.out.splitlines())}
+    assert abs(best["line-position"]["r"]) >= 0.85 and abs(best["speaker"]["r"]) >= 0.8

@@ -216,6 +216,14 @@ def params(o: ParamsOptions) -> None:
     print_results(*shown)
 
 
+def _is_path(arg: str) -> bool:
+    """TEXT names a file (or folder) that exists; a long or odd text is just text."""
+    try:
+        return "\n" not in arg and Path(arg).exists()
+    except (OSError, ValueError):  # too long for a file name, or a NUL in it
+        return False
+
+
 @app.command("cells")
 @run_command(CellsOptions)
 def cells(o: CellsOptions) -> None:
@@ -262,7 +270,7 @@ def cells(o: CellsOptions) -> None:
     if o.text is None and stdin_is_terminal():
         raise SeqtoolError("give TEXT or a FILE as an argument, or pipe text on stdin")
     arg = o.text or "-"
-    is_file = arg == "-" or Path(arg).exists()
+    is_file = arg == "-" or _is_path(arg)
     name = display_name(arg) if is_file else "TEXT"
     table = str(check_input_path(arg)) if arg != "-" and is_file and is_table(arg) else None
     text = "" if table else (read_text(arg) if is_file else arg)
