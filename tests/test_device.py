@@ -67,6 +67,22 @@ def test_bf16_is_refused_with_one_line_where_the_cpu_has_no_bf16_lstm():
     assert len(r.err.strip().splitlines()) == 1
 
 
+def test_bf16_runs_a_cell_the_cpu_has_kernels_for(tmp_path):
+    """The check is per cell: a GRU model runs under bf16 where only the LSTM is refused."""
+    from seqtool.training import runtime
+
+    if not runtime.bf16_supported(torch.device("cpu"), torch.nn.GRU):
+        pytest.skip("this CPU has no bf16 GRU either")
+    out = tmp_path / "gru.safetensors"
+    sample = str(ROOT / "corpora" / "sentiment-sample.csv")
+    r = run_cli("train", "classifier", sample, "--cell", "gru", "--hidden", "7",
+                "--embedding-dim", "10", "--layers", "1", "--steps", "2", "--threads", "1",
+                "-o", out)  # fmt: skip
+    assert r.code == 0, r
+    r = run_cli("classify", "-m", out, "--precision", "bf16", stdin="a fine film\n")
+    assert r.code == 0 and r.out.split("\t")[0] in ("positive", "negative"), r
+
+
 def test_a_model_moves_to_the_device_asked(tmp_path):
     from seqtool import api
 

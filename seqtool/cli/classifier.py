@@ -105,7 +105,7 @@ def classify(o: ClassifyOptions) -> None:
     clf = api.load(model, "classifier", "classify", o.device)
     col = o.text_column or clf.text_column
     device = next(clf.parameters()).device
-    with open_output(o.output, newline="") as out, runtime.autocast(device, o.precision):
+    with open_output(o.output, newline="") as out, runtime.autocast(device, o.precision, clf):
         _classify_stream(
             clf, lines, input_format, out_fmt, col, o.batch_size, o.encoding_errors, out, sniffed
         )

@@ -163,7 +163,7 @@ def pseudo_label(o: PseudoLabelOptions) -> None:
     device = next(teacher.models[0].parameters()).device
     with open_output(o.output, newline="") as out:
         out.write("text,label,score\n")
-        with runtime.autocast(device, o.precision):
+        with runtime.autocast(device, o.precision, teacher.models):
             for rows in chunks(records, max(o.batch_size, 128)):  # documents per round
                 texts = [field(rec, text_column, line) for line, rec in rows]
                 labels = None

@@ -148,7 +148,7 @@ def tag(o: TagOptions) -> None:
         process([s for g in groups for s in g])
 
     device = next(tagger.parameters()).device
-    with runtime.autocast(device, o.precision):
+    with runtime.autocast(device, o.precision, [tagger, splitter] if splitter else tagger):
         # Batches close at batch_size sentences or CHUNK_TOKENS words, as tag_stream's do;
         # a live feed that pauses gets what it has sent tagged at once.
         if segment:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from typing import Any
 
 import torch
 
@@ -39,31 +40,44 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def autocast(
+    device: torch.device, precision: str, models: Any = ()
+) -> contextlib.AbstractContextManager:
+    """bf16 autocast for precision bf16. Given the models it will run (a module or several),
+    a recurrent cell the device has no bf16 kernel for is a one-line error up front."""
     if precision == "bf16":
-        if not bf16_supported(device):
+        cells = {
+            type(m)
+            for model in ([models] if isinstance(models, torch.nn.Module) else models)
+            for m in model.modules()
+            if isinstance(m, torch.nn.RNNBase)
+        }
+        missing = sorted(c.__name__ for c in cells if not bf16_supported(device, c))
+        if missing:
             raise ConfigError(
-                f"--precision bf16: this {device.type.upper()} has no bf16 recurrent kernels "
-                "(oneDNN refuses a bf16 LSTM; CPUs need AVX512-BF16 or AMX); use fp32"
+                f"--precision bf16: this {device.type.upper()} has no bf16 "
+                f"{'/'.join(missing)} kernel (oneDNN needs AVX512-BF16 or AMX); use fp32"
             )
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-_BF16: dict[str, bool] = {}
+_BF16: dict[tuple[str, type], bool] = {}
 
 
-def bf16_supported(device: torch.device) -> bool:
-    """Whether a bf16-autocast LSTM runs here: probed once per device type (a few ms)."""
-    if device.type not in _BF16:
-        lstm = torch.nn.LSTM(4, 4, batch_first=True).to(device)
+def bf16_supported(device: torch.device, cell: type = torch.nn.LSTM) -> bool:
+    """Whether a bf16-autocast `cell` (nn.LSTM, nn.GRU, nn.RNN) runs on the device: probed
+    once per device type and cell (a few ms). CPUs without native bf16 refuse the LSTM."""
+    key = (device.type, cell)
+    if key not in _BF16:
+        module = cell(4, 4, batch_first=True).to(device)
         try:
             with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16):
-                lstm(torch.zeros(1, 2, 4, device=device))
-            _BF16[device.type] = True
+                module(torch.zeros(1, 2, 4, device=device))
+            _BF16[key] = True
         except RuntimeError:
-            _BF16[device.type] = False
-    return _BF16[device.type]
+            _BF16[key] = False
+    return _BF16[key]
 
 
 def rng_state() -> dict:
