@@ -4,7 +4,8 @@ calling seqtool's ema.update (torch.optim.swa_utils.get_ema_multi_avg_fn) after 
 against a per-tensor `lerp_` loop.
 
 All variants run in this one process on the same batches, alternating, repeated; the printed
-figures are medians of the per-repeat ms/step, and the ratios compare with the loop without EMA.
+figures are medians of the per-repeat ms/step in CPU time (1 thread; time spent descheduled on
+a shared machine is not counted), and the ratios compare with the loop without EMA.
 Usage:
 
     python benchmarks/ema_overhead.py                  # 1 thread, 2x512, batch 32x128
@@ -52,7 +53,7 @@ def run(args, variant: str) -> tuple[float, float]:
     times, updates = [], []
     for step in range(args.steps + 1):  # the first step warms up and is not counted
         win = torch.randint(0, vocab, (args.batch, args.seq_len + 1), generator=g)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         out, _ = model["rnn"](model["emb"](win[:, :-1]))  # (B, T, H)
         logits = model["head"](out)
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), win[:, 1:].flatten())
@@ -60,12 +61,12 @@ def run(args, variant: str) -> tuple[float, float]:
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         if update is not None:
             update(average, model, args.decay, step)
         if step:
-            times.append(time.perf_counter() - t0)
-            updates.append(time.perf_counter() - t1)
+            times.append(time.process_time() - t0)
+            updates.append(time.process_time() - t1)
     return 1000 * statistics.median(times), 1000 * statistics.median(updates)
 
 
