@@ -52,11 +52,15 @@ def calibrate(o: CalibrateOptions) -> None:
 
     Examples:
 
-      seqtool calibrate sent.safetensors dev.csv
+      seqtool train classifier corpora/sentiment-sample.csv --steps 40 --threads 1 -o sent.safetensors
 
-      seqtool calibrate sent.safetensors sst2_dev.csv imdb_dev.csv -o calibrated.safetensors
+      seqtool calibrate sent.safetensors corpora/sentiment-behaviour.csv
 
-      seqtool calibrate sent.safetensors dev.tsv --text-column sentence --method temperature
+      seqtool calibrate checkpoints/sentiment.safetensors corpora/sentiment-sample.csv corpora/sentiment-behaviour.csv -o calibrated.safetensors
+
+      sed '1s/text,label/sentence,label/' corpora/sentiment-sample.csv > dev.csv
+
+      seqtool calibrate sent.safetensors dev.csv --text-column sentence --method temperature
     """
     from seqtool import api
     from seqtool.errors import SeqtoolError
