@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from conftest import SAMPLE, run_cli
 
@@ -76,6 +77,11 @@ def test_sigkill_then_resume_reaches_the_same_final_weights(tmp_path):
         assert last.task == "lm"
         state = torch.load(run / "resume.pt", weights_only=True)
         assert 0 < state["step"] <= STEPS
+        # a save writes last.safetensors, then resume.pt: a newer last.safetensors means the
+        # kill fell between the two (test_a_kill_between_the_two_writes_of_a_save)
+        mtime = (run / "last.safetensors").stat().st_mtime_ns
+        out_of_step = mtime > (run / "resume.pt").stat().st_mtime_ns
+        assert not (attempt == 0 and out_of_step)  # the first kill is never mid-save
         if out.exists():
             api.load(out)
         if not state["finished"] and not refused:  # killed mid-run: a plain rerun must not
@@ -102,5 +108,48 @@ def test_sigkill_then_resume_reaches_the_same_final_weights(tmp_path):
         assert rows[-1]["step"] == STEPS
         # killed and resumed, it ends with the weights of the run that never stopped
         got = _weights(run / "last.safetensors")
-        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+        same = got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+        if out_of_step:  # killed between a save's two writes: the known bug tested below
+            continue
+        assert same, f"attempt {attempt}: killed at step {state['step']}, resumed to other weights"
     assert refused == 1  # the first attempt was killed mid-run, and its rerun refused
+
+
+class Killed(BaseException):
+    """What SIGKILL does to the process, in-process: nothing after it runs, no handler."""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Trainer.save_resume writes last.safetensors and resume.pt one after the "
+    "other; a kill between them leaves step-N+k weights with step-N optimizer/data state, "
+    "and --resume continues from the mix (see /work/notes/tests.md)",
+)
+def test_a_kill_between_the_two_writes_of_a_save(tmp_path, monkeypatch):
+    """Killed after the second save wrote last.safetensors, before it wrote resume.pt:
+    --resume must still end where an uninterrupted run does."""
+    from seqtool import checkpoint
+    from seqtool.config import TrainConfig
+
+    cfg = TrainConfig(steps=12, batch_size=4, seq_len=16, eval_every=5, threads=1, seed=1)
+    kw = dict(files=[str(SAMPLE)], backbone=dict(hidden_size=8, embedding_dim=8, layers=1))
+    api.train("lm", tmp_path / "full.safetensors", cfg, **kw)
+    real, saves = checkpoint.atomic_write_bytes, []
+
+    def write(path, data):
+        if str(path).endswith("resume.pt"):
+            saves.append(path)
+            if len(saves) == 2:  # step 10: its weights are on disk, its state is not
+                raise Killed
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", write)
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Killed):
+        api.train("lm", part, cfg, **kw)
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+    assert torch.load(tmp_path / "part.run" / "resume.pt", weights_only=True)["step"] == 5
+    api.train("lm", part, cfg, resume=True, **kw)
+    a = _weights(tmp_path / "full.run" / "last.safetensors")
+    b = _weights(tmp_path / "part.run" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
