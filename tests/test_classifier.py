@@ -313,9 +313,11 @@ def test_init_from_lm_copies_the_backbone(tmp_path, tiny_lm):
     torch.testing.assert_close(
         clf.backbone.rnn.rnn.weight_hh_l0, lm.backbone.rnn.rnn.weight_hh_l0, atol=1e-6, rtol=0
     )
+    # a classifier given with an LM: fine-tuning a classifier (tests/test_fine_tune.py) takes it alone
     _one_line_error(
-        run_cli("train", "classifier", f, "-o", tmp_path / "x.safetensors", "--init-from", out),
-        "is a classifier checkpoint",
+        run_cli("train", "classifier", f, "-o", tmp_path / "x.safetensors", "--init-from", out,
+                "--init-from", tiny_lm),  # fmt: skip
+        "comes alone",
     )
 
 
