@@ -290,6 +290,8 @@ def cells(o: CellsOptions) -> None:
         f"{st.tokens:,} tokens in {rep.seconds:.1f} s ({st.tokens / max(rep.seconds, 1e-9):,.0f}"
         f"/s); " + page.facts_line(st, name, o.model or "lm-shakespeare")[0]
     )
+    if st.tokens < 500:
+        status(f"warning: r over only {st.tokens} tokens is noisy; give more text")
     if rep.label_note:
         status(f"probe label skipped: {rep.label_note}")
     if o.fmt == "jsonl":

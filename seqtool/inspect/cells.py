@@ -91,18 +91,19 @@ class Correlations:
         self.sxy = torch.zeros(G, P, H, dtype=f)
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """x (G, N, H) unit values, y (N, P) probe values of the same N tokens."""
+        """x (G, N, H) unit values, y (N, P) probe values of the same N tokens. x is used up
+        (shifted and squared in place: no copy of a window's worth of states)."""
         if x.size(1) == 0:
             return
         if self.kx is None:
             self.kx, self.ky = x.mean(1, keepdim=True), y.mean(0)
-        xc, yc = x - self.kx, y - self.ky  # (G, N, H), (N, P)
+        xc, yc = x.sub_(self.kx), y - self.ky  # (G, N, H), (N, P)
         self.n += x.size(1)
         self.sx += xc.sum(1)
-        self.sxx += (xc * xc).sum(1)
+        self.sxy += torch.matmul(yc.t(), xc)  # (G, P, H)
+        self.sxx += xc.square_().sum(1)
         self.sy += yc.sum(0)
         self.syy += (yc * yc).sum(0)
-        self.sxy += torch.matmul(yc.t(), xc)  # (G, P, H)
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         """r (G, P, H), 0 where a unit is constant; and each probe's variance (P,)."""
@@ -184,11 +185,12 @@ def _run_streams(model: Any, source: Source, streams: int, warmup: int) -> Itera
     cs = [torch.zeros(streams, H) for _ in range(L)]
     per = 2 if cell == "lstm" else 1  # groups per layer: h [, c]
     steps = torch.arange(T)
+    full = torch.empty(L * per, WINDOW, streams, H)  # reused: the consumer uses it up in turn
     with torch.inference_mode():
         for t0 in range(0, T, WINDOW):
             S = min(WINDOW, T - t0)
             pos = first[None, :] + steps[t0 : t0 + S, None]  # (S, B) token read at each step
-            buf = torch.empty(L * per, S, streams, H)
+            buf = full if S == WINDOW else torch.empty(L * per, S, streams, H)
             inp = None
             for k, w in enumerate(stepper.layers):
                 if k == 0:
@@ -201,8 +203,12 @@ def _run_streams(model: Any, source: Source, streams: int, warmup: int) -> Itera
                 inp = buf[k * per]
             rel = steps[t0 : t0 + S, None]  # (S, 1)
             keep = ((rel >= warm[None, :]) & (rel < length[None, :])).flatten()  # (S*B,)
-            where = keep.nonzero().squeeze(1)
-            yield buf.view(L * per, S * streams, H).index_select(1, where), pos.flatten()[where]
+            x = buf.view(L * per, S * streams, H)
+            if keep.all():  # past every warm-up and before every end: no copy
+                yield x, pos.flatten()
+            else:
+                where = keep.nonzero().squeeze(1)
+                yield x.index_select(1, where), pos.flatten()[where]
 
 
 def _run_lines(model: Any, source: Source, pool: str | None) -> Iterator[Any]:
@@ -279,7 +285,6 @@ def correlate(
     pooled: list[torch.Tensor] = []
     done = 0
     for x, idx, p in batches:
-        acc.add(x, y_all[idx])
         if p is not None:
             pooled.append(p)
         order = idx if not source.reverse else n - 1 - idx  # text order
@@ -287,6 +292,7 @@ def correlate(
         if len(sel):
             shown[order[sel]] = x[:, sel].transpose(0, 1)
         done += x.size(1)
+        acc.add(x, y_all[idx])  # last: it uses x up
         if progress is not None:
             progress(done, n)
     r, vy = acc.result()
