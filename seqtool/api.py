@@ -70,7 +70,8 @@ def train(
     from seqtool.tasks.base import Setup
 
     setup = Setup(opts, model_options, dict(backbone or {}), train_cfg, header)
-    model, source, dev = task_cls.prepare(setup)
+    with notices.deferred():  # shown as training starts; a failed setup shows its error alone
+        model, source, dev = task_cls.prepare(setup)
     # The resolved config goes to the run's files (config.json beside resume state), not
     # to the terminal: the trainer writes it when the run starts.
     callbacks = model.callbacks() + list(callbacks or [])

@@ -1,5 +1,7 @@
 """Warnings a user should see: one line each on stderr, also kept so that a training run can
 write them to its metrics log (the trainer takes the ones raised while it was being set up).
+While a run is being set up they wait (`deferred`): the trainer shows them as it starts, and
+a setup that fails shows its one-line error alone.
 
 Also the stderr writer that survives a closed stderr (`seqtool train ... 2>&1 | head`): once
 the reader is gone, stderr is pointed at /dev/null and the command carries on, so a run still
@@ -8,20 +10,36 @@ finishes and saves. Nothing here imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
-_pending: list[str] = []
+_pending: list[tuple[str, bool]] = []  # (message, shown on stderr yet)
+_deferred = False
 
 
 def warn(message: str) -> None:
-    """Print `warning: message` on stderr and keep it for the run's log."""
-    _pending.append(message)
-    say(f"warning: {message}")
+    """Print `warning: message` on stderr (later, within `deferred`) and keep it for the
+    run's log."""
+    _pending.append((message, not _deferred))
+    if not _deferred:
+        say(f"warning: {message}")
 
 
-def take() -> list[str]:
-    """The warnings raised since the last take() or clear(), oldest first."""
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Within: warnings are kept, not printed; whoever take()s them shows them."""
+    global _deferred
+    saved, _deferred = _deferred, True
+    try:
+        yield
+    finally:
+        _deferred = saved
+
+
+def take() -> list[tuple[str, bool]]:
+    """(message, already shown) of the warnings since the last take() or clear()."""
     out = list(_pending)
     _pending.clear()
     return out

@@ -77,7 +77,10 @@ def test_dev_split_has_a_minimum_or_none_with_a_warning(capsys):
     assert dev_count(79, 0.05, "sentences") == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("warning: 79 sentences are too few")
-    assert "--dev" in err and notices.take() == [err.strip().removeprefix("warning: ")]
+    assert "--dev" in err and notices.take() == [(err.strip().removeprefix("warning: "), True)]
+    with notices.deferred():  # while a run is set up: kept for the trainer to show
+        dev_count(10, 0.05)
+    assert capsys.readouterr().err == "" and not notices.take()[0][1]
     with pytest.raises(Exception, match="--dev-fraction must be in"):
         dev_count(100, 1.5)
 

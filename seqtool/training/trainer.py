@@ -318,8 +318,8 @@ class Trainer:
         model.train()
         for cb in self.callbacks:
             cb.on_train_start(self)
-        for message in notices.take():  # raised while the run was set up, already shown
-            self.log_warning(message)
+        for message, shown in notices.take():  # raised while the run was set up
+            (self.log_warning if shown else self.warn)(message)
         self._interrupted = False
         old_handlers = self._install_signal_handlers()
         window_tokens, window_start, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
