@@ -17,8 +17,9 @@ from conftest import checkout_env
 from seqtool import tokenizers
 from seqtool.data import corpus, rows
 
-# The child builds a cache, a little slowed down between chunks (so "mid-way" is a wide
-# window whatever the machine's load), or kills itself just before the metadata is written.
+# The child builds a cache; "mid-way" it stalls after writing part of the data (the parent then
+# kills it, so the kill always lands mid-way however loaded the machine); "before-meta" it
+# kills itself just before the metadata is written.
 CHILD = """
 import os, signal, sys, time
 from seqtool import tokenizers
@@ -30,11 +31,17 @@ if mode == "before-meta":
     def die(*_):
         os.kill(os.getpid(), signal.SIGKILL)
     corpus.write_bytes = rows.write_bytes = die
+def stall(k):
+    if mode == "mid-way" and k == 4:
+        time.sleep(600)
 if what == "tokens":
-    slow = corpus.iter_text
+    passes = []
+    plain = corpus.iter_text
     def iter_text(*a, **k):
-        for chunk in slow(*a, **k):
-            time.sleep(0.05)
+        passes.append(1)
+        for i, chunk in enumerate(plain(*a, **k)):
+            if len(passes) == 2:  # the tokenizing pass (the first one hashes)
+                stall(i)
             yield chunk
     corpus.iter_text = iter_text
     h, _, chars = corpus.corpus_hash([path], "strict")
@@ -43,8 +50,8 @@ if what == "tokens":
 else:
     def build(w):
         for i in range(200):
-            w.add([[i % 7] * (i % 5), [1, 2, 3]])
-            time.sleep(0.01)
+            stall(i // 40)
+            w.add([[i % 7] * (i % 5), [1, 2, 3]] * 500)
     rows.cached("crash", 10, build)
 print("finished")
 """
@@ -63,14 +70,14 @@ def _run_child(tmp_path: Path, mode: str, what: str, corpus_path: Path | None = 
     child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     d = cache / what
     try:
-        if mode == "mid-way":  # SIGKILL as soon as a temp file holds some of the data
-            deadline = time.monotonic() + 120
+        if mode == "mid-way":  # SIGKILL once a temp file holds some of the data
+            deadline = time.monotonic() + 300
             while not any(p.stat().st_size > 0 for p in d.glob(".*.tmp") if p.exists()):
                 assert child.poll() is None, child.communicate()
                 assert time.monotonic() < deadline, "no temp file appeared"
                 time.sleep(0.002)
             child.send_signal(signal.SIGKILL)
-        _, err = child.communicate(timeout=120)
+        _, err = child.communicate(timeout=300)
     finally:
         if child.poll() is None:
             child.kill()
@@ -105,11 +112,11 @@ def test_killed_row_cache_build_is_rebuilt(tmp_path, monkeypatch, mode):
     def build(w):
         built.append(1)
         for i in range(200):
-            w.add([[i % 7] * (i % 5), [1, 2, 3]])
+            w.add([[i % 7] * (i % 5), [1, 2, 3]] * 500)
 
     store = rows.cached("crash", 10, build)
     assert built == [1]  # not taken from the killed run
-    want = [r for i in range(200) for r in ([i % 7] * (i % 5), [1, 2, 3])]
+    want = [r for i in range(200) for r in ([i % 7] * (i % 5), [1, 2, 3]) * 500]
     assert [store.row(i).tolist() for i in range(len(store))] == want
 
 
