@@ -20,7 +20,7 @@ class PlotOptions:
         help="A trained model (its MODEL.run/ log is read), the .run folder, or its "
         "metrics.jsonl; several are overlaid.",
         argument=True,
-        metavar="RUN...",
+        metavar="RUN",
     )
     output: str = opt(
         "curves.png", "The PNG to write.", flags=("--output", "-o"), metavar="FILE.png"
@@ -43,9 +43,9 @@ def plot(o: PlotOptions) -> None:
 
     Examples:
 
-      seqtool train classifier corpora/sentiment-sample.csv --steps 40 --threads 1 -o a.safetensors
+      seqtool train classifier corpora/sentiment-sample.csv --dev corpora/sentiment-behaviour.csv --steps 40 --threads 1 -o a.safetensors
 
-      seqtool train classifier corpora/sentiment-sample.csv --steps 40 --threads 1 --cell gru -o b.safetensors
+      seqtool train classifier corpora/sentiment-sample.csv --dev corpora/sentiment-behaviour.csv --steps 40 --threads 1 --cell gru -o b.safetensors
 
       seqtool plot a.safetensors b.safetensors -o curves.png
 
