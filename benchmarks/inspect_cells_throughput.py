@@ -16,7 +16,7 @@ machine the CPU time is what one thread's work costs, whatever else runs beside 
 Usage:
 
     python benchmarks/inspect_cells_throughput.py                  # 1 MB, 1 thread
-    python benchmarks/inspect_cells_throughput.py --chars 200000 --reference-chars 0
+    python benchmarks/inspect_cells_throughput.py --chars 100000 --reference-chars 20000
 """
 
 from __future__ import annotations
@@ -76,11 +76,14 @@ def main() -> None:
     ap.add_argument("--chars", type=int, default=1_000_000)
     ap.add_argument("--reference-chars", type=int, default=50_000, help="0: the same text")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--streams", type=int, default=64, help="for the batched fused reference")
+    ap.add_argument(
+        "--streams", type=int, default=0, help="batched fused reference (0: as cells picks)"
+    )
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         return child_fused(a.child[0], int(a.child[1]), int(a.child[2]))
+    a.streams = a.streams or max(1, min(64, a.chars // 8000))  # cells' rule at --warmup 1000
     text = CORPUS.read_text()[: a.chars] if CORPUS.is_file() else ""
     if len(text) < a.chars:
         sys.exit(f"needs {a.chars} characters of {CORPUS}")

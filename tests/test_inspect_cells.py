@@ -222,6 +222,8 @@ def test_classifier_table_finds_a_label_unit(tiny_clf, tmp_path):
     assert best["accuracy"] >= labels[-1]["accuracy"]
     r = _cells("a fine film\nso dull\n", "-m", tiny_clf)  # plain text: one line per input
     assert r.code == 0, r
+    r = _cells("a fine film", "-m", tiny_clf, "--streams", "4")
+    assert r.code == 2 and "apply to a language model" in r.err, r
 
 
 # -- the page ----------------------------------------------------------------------------------

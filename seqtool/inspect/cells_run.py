@@ -15,6 +15,7 @@ from seqtool.inspect.cells_probes import Probe
 
 TABLES = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".ndjson")
 STATES = ("h", "c")
+WARMUP = 1000  # the --warmup default
 
 
 @dataclass
@@ -76,7 +77,7 @@ def run(
     top: int,
     show: int,
     streams: int = 0,
-    warmup: int = 1000,
+    warmup: int = WARMUP,
     table: str | None = None,
     status: Any = None,
     chosen: list[tuple[int, int, str, int]] = (),
@@ -100,6 +101,11 @@ def run(
         source = cells.line_source(model, text)
     if not len(source.ends):
         raise SeqtoolError(f"{name}: nothing to inspect: the text has no tokens")
+    if source.ids is None and (streams or warmup != WARMUP):
+        raise SeqtoolError(
+            f"--streams and --warmup apply to a language model; a {model.task} reads each "
+            "line as one input"
+        )
     check_units(source.rnn if source.rnn is not None else model.backbone.rnn.rnn, chosen)
     last = [start]
 
