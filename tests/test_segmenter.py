@@ -257,10 +257,32 @@ def test_tag_raw_conllu_is_what_udeval_aligns(tmp_path):
     heads = [ln.split("\t")[6] for b in blocks for ln in b.splitlines() if ln[0].isdigit()
              and "-" not in ln.split("\t")[0]]  # fmt: skip
     assert set(heads) == {"0", "1"}  # a flat tree: no parser behind it
-    gold = tmp_path / "self.conllu"
-    gold.write_text(r.out)
+    # scored against a hand-made gold segmentation of the text (not against itself)
+    gold = tmp_path / "gold.conllu"
+    gold.write_text(GOLD_RAW)
     scores = ud_scores(str(gold), r.out)
-    assert scores["Words"]["f1"] == scores["Sentences"]["f1"] == 1.0
+    assert scores["Tokens"]["f1"] == scores["Words"]["f1"] == scores["Sentences"]["f1"] == 1.0
+
+
+def _gold_rows(*rows: str) -> str:
+    out = []
+    for row in rows:
+        ident, form, *misc = row.split()
+        head = "_\t_" if "-" in ident else ("0\troot" if ident == "1" else "1\tdep")
+        out.append(f"{ident}\t{form}\t_\t_\t_\t_\t{head}\t_\t{misc[0] if misc else '_'}")
+    return "\n".join(out) + "\n"
+
+
+NO_SPACE = "SpaceAfter=No"
+GOLD_RAW = (
+    "# newpar\n# text = I don't know.\n"
+    + _gold_rows("1 I", "2-3 don't", "2 do", "3 n't", f"4 know {NO_SPACE}", "5 .")
+    + "\n# text = It's late!\n"
+    + _gold_rows("1-2 It's", "1 It", "2 's", f"3 late {NO_SPACE}", "4 !")
+    + "\n# newpar\n# text = Yes.\n"
+    + _gold_rows(f"1 Yes {NO_SPACE}", "2 .")
+    + "\n"
+)
 
 
 def test_tag_raw_jsonl_names_the_line_and_text_of_each_sentence():
