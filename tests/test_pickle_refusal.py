@@ -122,6 +122,7 @@ SLOTS = {
     "tokenize sentences": lambda f: ["tokenize", "sentences", "-m", f],
     "tokenize encode": lambda f: ["tokenize", "encode", "-m", f],
     "tokenize decode": lambda f: ["tokenize", "decode", "-m", f],
+    "calibrate": lambda f: ["calibrate", f, str(C / "sentiment-sample.csv")],
 }
 
 
