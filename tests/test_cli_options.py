@@ -63,6 +63,7 @@ def test_help_comes_from_the_fields_and_the_docstring():
 def test_a_bad_value_is_a_usage_error():
     result = CliRunner().invoke(_toy_app([]), ["toy", "--threads", "many"])
     assert result.exit_code == 2
+    assert "Invalid value for '--threads'" in result.output, result.output
 
 
 RUN_COMMANDS = [

@@ -51,9 +51,22 @@ TRAIN = [
 ]
 
 
+# Errors that do not yet name the file they are about (bugs, see /work/notes/tests.md).
+UNNAMED = {
+    ("tokenize train", "empty"): "tokenize train: 'no text to train a sentencepiece model on'",
+    ("eval", "empty"): "eval of an lm: 'evaluation text is too short' names no file",
+}
+
+
+def _known_unnamed(request, cmd: str, kind: str) -> None:
+    if (cmd, kind) in UNNAMED:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=UNNAMED[cmd, kind]))
+
+
 @pytest.mark.parametrize("kind", BAD_DATA)
 @pytest.mark.parametrize("cmd", TRAIN, ids=lambda c: " ".join(c))
-def test_training_inputs(bad, tmp_path, cmd, kind):
+def test_training_inputs(bad, tmp_path, cmd, kind, request):
+    _known_unnamed(request, " ".join(cmd), kind)
     out = tmp_path / "out.safetensors"
     r = (
         run_cli(*cmd, bad / kind, "-o", out, "--steps", "1", "--hidden", "4")
@@ -61,12 +74,16 @@ def test_training_inputs(bad, tmp_path, cmd, kind):
         else run_cli(*cmd, bad / kind, "-o", out)
     )
     _one_line_exit_2(r)
+    assert f"{bad / kind}" in r.err and r.err.startswith("seqtool: error: "), r.err
     assert not out.exists() and not (tmp_path / "out.run").exists()
 
 
 @pytest.mark.parametrize("kind", BAD_DATA)
-def test_eval_data(bad, tiny_lm, kind):
-    _one_line_exit_2(run_cli("eval", tiny_lm, bad / kind))
+def test_eval_data(bad, tiny_lm, kind, request):
+    _known_unnamed(request, "eval", kind)
+    r = run_cli("eval", tiny_lm, bad / kind)
+    _one_line_exit_2(r)
+    assert f"{bad / kind}" in r.err and r.err.startswith("seqtool: error: "), r.err
 
 
 RUN = [
@@ -112,6 +129,7 @@ def test_bad_checkpoints(bad, slot, kind):
     r = run_cli(*MODEL_SLOTS[slot](bad / kind), stdin="a line\n")
     _one_line_exit_2(r)
     assert r.out == ""
+    assert f"{bad / kind}" in r.err and r.err.startswith("seqtool: error: "), r.err
 
 
 @pytest.mark.parametrize("kind", BAD_MODELS)
@@ -129,6 +147,7 @@ def test_init_from_bad_checkpoint(bad, tmp_path, kind):
         "1",
     )
     _one_line_exit_2(r)
+    assert f"{bad / kind}" in r.err, r.err
     assert not out.exists()
 
 
