@@ -185,10 +185,11 @@ def read_only(big: Path, work: Path, env: dict[str, str], baseline: str | None) 
         out = work / "read.out"
         cmd = ["sh", "-c", f'"$0" -c "$1" "$2" > {out}', sys.executable, READ, data]
         mb, wall, code = peak_rss_mb(cmd, e)
-        n, secs = out.read_text().split() if code == 0 else ("0", "nan")
-        rate = int(n) / float(secs) if code == 0 else 0.0
+        n, secs, cpu = out.read_text().split() if code == 0 else ("0", "nan", "nan")
+        rate, per_cpu = (int(n) / float(secs), int(n) / float(cpu)) if code == 0 else (0, 0)
         print(
-            f"read {label}: peak RSS {mb:,.0f} MB, {rate:,.0f} rows/s ({float(secs):.1f} s), exit {code}"
+            f"read {label}: peak RSS {mb:,.0f} MB, {rate:,.0f} rows/s ({float(secs):.1f} s "
+            f"wall), {per_cpu:,.0f} rows per CPU second ({float(cpu):.1f} s CPU), exit {code}"
         )
 
 
