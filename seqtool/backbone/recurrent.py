@@ -88,8 +88,8 @@ class Recurrent(nn.Module):
             out, hn = run(x, hx)
             return out, (hn if isinstance(hn, tuple) else (hn,))
         # A length-bucketed batch has few distinct lengths: one dense call per length is exact
-        # and, on CPU, cheaper than packing (forward+backward ~0.6-0.7x of the packed time,
-        # forward alone ~0.9-1.0x at the shipped shapes; benchmarks/packing.py).
+        # and, on CPU, cheaper than packing (forward+backward 0.4-0.7x of the packed time,
+        # forward alone 0.9-1.0x at the shipped shapes; benchmarks/packing.py).
         if x.device.type == "cpu" and len(distinct) <= 3 and 0 not in distinct:
             return self._per_length(x, lens, distinct, hx, run)
         return self.forward_packed(x, lengths, state, run)
