@@ -27,7 +27,7 @@ app = typer.Typer(
         "Examples:\n\n"
         "  seqtool tokenize train corpora/play-sample.txt --vocab-size 400 -o tok.model\n\n"
         '  echo "To be, or not to be" | seqtool tokenize encode --model tok.model\n\n'
-        "  echo \"I don't know. Do you?\" | seqtool tokenize sentences | seqtool tokenize words"
+        '  echo "I don\'t know. Do you?" | seqtool tokenize sentences | seqtool tokenize words'
     ),
     no_args_is_help=True,
 )
