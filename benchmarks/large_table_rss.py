@@ -147,6 +147,25 @@ assert n == len(table), (n, len(table))
 print(f"{n} {time.perf_counter() - t0:.3f} {time.process_time() - c0:.3f}")
 """
 
+# The public streaming API on the same CSV, for comparison: two passes as read_labelled makes
+# (texts and labels, then texts), without seqtool's per-row checks.
+READ_STREAMING = """
+import sys, time
+t0, c0 = time.perf_counter(), time.process_time()
+import datasets
+datasets.disable_progress_bars()
+features = datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("string")})
+ds = datasets.load_dataset("csv", data_files=sys.argv[1], split="train", streaming=True,
+                           features=features, keep_default_na=False, na_filter=False)
+n = 0
+for b in ds.with_format("arrow").iter(batch_size=10000):
+    texts, labels = b.column("text").to_pylist(), b.column("label").to_pylist()
+    n += len(texts)
+for b in ds.with_format("arrow").iter(batch_size=10000):
+    texts = b.column("text").to_pylist()
+print(f"{n} {time.perf_counter() - t0:.3f} {time.process_time() - c0:.3f}")
+"""
+
 
 def to_parquet_folder(csv_path: Path, folder: Path) -> None:
     """The CSV as a local dataset folder (`folder/data/train-*.parquet`, text and a ClassLabel
@@ -173,6 +192,7 @@ def to_parquet_folder(csv_path: Path, folder: Path) -> None:
 def read_only(big: Path, work: Path, env: dict[str, str], baseline: str | None) -> None:
     """Reading alone: peak RSS and rows/s of read_labelled + one pass over the texts."""
     runs = [("this checkout, CSV", str(big), None)]
+    runs.append(("datasets streaming API, CSV (no checks)", str(big), "streaming"))
     if baseline:
         runs.insert(0, (f"{baseline}, CSV", str(big), baseline))
     folder = work / "hfdata"
@@ -180,10 +200,11 @@ def read_only(big: Path, work: Path, env: dict[str, str], baseline: str | None) 
     runs.append(("this checkout, hf: parquet folder", f"hf:{folder}@train", None))
     for label, data, src in runs:
         e = dict(env)
-        if src:
+        if src and src != "streaming":
             e["PYTHONPATH"] = src
         out = work / "read.out"
-        cmd = ["sh", "-c", f'"$0" -c "$1" "$2" > {out}', sys.executable, READ, data]
+        code_ = READ_STREAMING if src == "streaming" else READ
+        cmd = ["sh", "-c", f'"$0" -c "$1" "$2" > {out}', sys.executable, code_, data]
         mb, wall, code = peak_rss_mb(cmd, e)
         n, secs, cpu = out.read_text().split() if code == 0 else ("0", "nan", "nan")
         rate, per_cpu = (int(n) / float(secs), int(n) / float(cpu)) if code == 0 else (0, 0)
