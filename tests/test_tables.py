@@ -393,6 +393,7 @@ def test_tagger_batches_from_the_cache_equal_encoding_words(tmp_path, monkeypatc
     from seqtool.config import TrainConfig
     from seqtool.data.batching import pad
     from seqtool.data.conllu import read_conllu_file
+    from seqtool.data.split import dev_count
     from seqtool.data.tagging import normalize
     from seqtool.tasks.base import Setup
     from seqtool.tasks.tagger import Tagger, TaggerOptions
@@ -400,10 +401,12 @@ def test_tagger_batches_from_the_cache_equal_encoding_words(tmp_path, monkeypatc
     monkeypatch.setenv("SEQTOOL_CACHE", str(tmp_path / "cache"))
     cfg = TrainConfig(batch_size=4, seed=3)
     bb = {"embedding_dim": 10, "hidden_size": 7}
-    opts = TaggerOptions(files=[str(CONLLU)] * 2, dev_fraction=0.2)
+    # six copies: enough sentences for a dev set that can rank checkpoints (data/split.py)
+    opts = TaggerOptions(files=[str(CONLLU)] * 6, dev_fraction=0.2)
     model, source, dev = Tagger.prepare(Setup(opts, {}, bb, cfg))
-    sents = list(read_conllu_file(str(CONLLU))) * 2
-    cut = int(len(sents) * 0.8)
+    sents = list(read_conllu_file(str(CONLLU))) * 6
+    cut = len(sents) - dev_count(len(sents), 0.2)
+    assert cut < len(sents)
     train = sents[:cut]
     assert dev.words == [s.words for s in sents[cut:]]
     counts = Counter(normalize(w) for s in train for w in s.words)

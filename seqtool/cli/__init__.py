@@ -66,6 +66,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "tag": ("tagger", "tag", "Tag the words of sentences with parts of speech."),
     "translate": ("translator", "translate", "Translate lines with an encoder-decoder model."),
+    "calibrate": (
+        "calibrate",
+        "calibrate",
+        "Calibrate a classifier's probabilities on dev data (stored in the checkpoint).",
+    ),
     "eval": (
         "evaluate",
         "eval_command",

@@ -183,6 +183,8 @@ class Trainer:
     def _resume_state(self, finished: bool = False) -> dict[str, Any]:
         return {
             "step": self.step,
+            # The weights too: a kill after last.safetensors but before this file must resume as saved.
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": runtime.rng_state(),
@@ -224,13 +226,12 @@ class Trainer:
             raise CheckpointError(f"--resume: no resume state in {self.dir}/ (nothing to resume)")
         header = checkpoint.read_header(last)
         checkpoint.expect_task(header, self.model.task, f"train {self.model.task} --resume")
-        self.model.load_state_dict(
-            {k: v.to(self.device) for k, v in checkpoint.load_tensors(header).items()}
-        )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # any unpickling failure means a damaged or foreign file
             raise CheckpointError(f"{path}: damaged resume state ({type(e).__name__})") from None
+        weights = state.get("model") or checkpoint.load_tensors(header)  # older runs: the file
+        self.model.load_state_dict({k: v.to(self.device) for k, v in weights.items()})
         self.step = int(state["step"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
