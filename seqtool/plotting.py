@@ -186,8 +186,6 @@ def draw(runs: list[Run], path: str) -> None:
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    from seqtool.data.atomic import AtomicFile
-
     longest = max(t for r in runs for t in [*(x[1] for x in r.train), *(x[1] for x in r.dev)])
     minutes = longest >= 120
     scale, unit = (60.0, "min") if minutes else (1.0, "s")
@@ -231,6 +229,15 @@ def draw(runs: list[Run], path: str) -> None:
         if axes[row][0].lines:
             axes[row][0].legend(fontsize=8)
     fig.tight_layout()
+    save_png(fig, path)
+
+
+def save_png(fig: Any, path: str) -> None:
+    """Write a matplotlib figure to a PNG atomically (never half a file) and close it."""
+    import matplotlib.pyplot as plt
+
+    from seqtool.data.atomic import AtomicFile
+
     out = AtomicFile(path, "wb")
     try:
         fig.savefig(out.stream, format="png", dpi=100)

@@ -15,7 +15,7 @@ def draw(bins: list[dict[str, float]], path: str, title: str, ece: float) -> Non
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    from seqtool.data.atomic import AtomicFile
+    from seqtool.plotting import save_png
 
     if not bins:
         raise SeqtoolError("nothing to draw: no labelled texts")
@@ -39,15 +39,7 @@ def draw(bins: list[dict[str, float]], path: str, title: str, ece: float) -> Non
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    out = AtomicFile(path, "wb")
-    try:
-        fig.savefig(out.stream, format="png", dpi=100)
-    except BaseException:
-        out.discard()
-        raise
-    finally:
-        plt.close(fig)
-    out.commit()
+    save_png(fig, path)
 
 
 def check(path: str) -> None:
