@@ -65,14 +65,16 @@ def train(o: TrainOptions) -> None:
     """
     from seqtool import tokenizers
     from seqtool.checkpoint import atomic_write_bytes
-    from seqtool.data.text import read_text
+    from seqtool.data.text import display_name, read_text
     from seqtool.errors import SeqtoolError
 
     if o.model_type not in ("bpe", "unigram", "char"):
         raise SeqtoolError(f"--model-type must be bpe, unigram or char, not {o.model_type!r}")
-    tok = tokenizers.build(
-        o.model_type, [read_text(f, o.encoding_errors) for f in o.files], o.vocab_size
-    )
+    texts = [read_text(f, o.encoding_errors) for f in o.files]
+    if not any(t.strip() for t in texts):
+        names = ", ".join(display_name(f) for f in o.files)
+        raise SeqtoolError(f"{names}: no text to train a tokenizer on (empty input?)")
+    tok = tokenizers.build(o.model_type, texts, o.vocab_size)
     atomic_write_bytes(o.output, tok.to_bytes())
     status(f"wrote {o.output}: {o.model_type} tokenizer, {tok.vocab_size} ids")
 

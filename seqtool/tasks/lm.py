@@ -20,7 +20,7 @@ from seqtool.backbone import Encoder, Recurrent, State
 from seqtool.config import BackboneConfig, _Config, backbone_field, opt, tokenizer_opt
 from seqtool.data import lm as lmdata
 from seqtool.data.lm import EvalStream
-from seqtool.data.text import read_text
+from seqtool.data.text import display_name, read_text
 from seqtool.errors import SeqtoolError
 from seqtool.losses import sampled_softmax, unigram_proposal
 from seqtool.metrics import language_model_metrics
@@ -207,7 +207,7 @@ class LanguageModel(TaskModel):
         text = read_text(path, encoding_errors)
         ids = torch.tensor(self.tokenizer.encode(text), dtype=torch.int32)
         if ids.numel() < 2:
-            raise SeqtoolError("evaluation text is too short (need at least 2 tokens)")
+            raise SeqtoolError(f"{display_name(path)}: too short to evaluate (need 2 tokens)")
         return EvalStream(ids, len(text))
 
     @classmethod
