@@ -227,3 +227,21 @@ def test_tagger_translator_and_lm_train_on_dataset_splits(tmp_path):
         assert r.code == 0, (task, r)
         r = run_cli("eval", out, f"hf:{folder}@validation", "--format", "json")
         assert r.code == 0, (task, r)
+
+
+def test_local_parquet_splits_read_in_record_batches_as_datasets_reads_them(sst):
+    """Local parquet splits go through pyarrow's record batches (bounded by a batch, not the
+    file; docs/benchmarks.md), row for row what `datasets`' own streaming loop gives."""
+    from seqtool.data import hub
+
+    spec = hub.parse(f"hf:{sst}@test")
+    ds = hub.open_split(spec)
+    assert hub._local_parquet(spec, "test") == [str(sst / "data" / "test-00000-of-00001.parquet")]
+    ours = list(hub.rows(spec, ds))
+    theirs = [r for b in ds.iter(batch_size=7) for r in _rows_of_batch(b)]
+    assert [r["sentence"] for r in ours] == [r["sentence"] for r in theirs]
+    assert [r["label"] for r in ours] == [("negative", "positive")[r["label"]] for r in theirs]
+
+
+def _rows_of_batch(batch: dict) -> list[dict]:
+    return [dict(zip(batch, v, strict=True)) for v in zip(*batch.values(), strict=True)]

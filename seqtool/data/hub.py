@@ -187,11 +187,39 @@ def layout(kinds: dict[str, str]) -> tuple[str, list[str]]:
     return "jsonl", cols
 
 
+def _local_parquet(spec: HubSpec, split: str) -> list[str] | None:
+    """The split's files when all are local parquet files, else None. Those are read with
+    pyarrow's record batches: `datasets`' streaming loop holds several times more memory on
+    the same files (3 M rows: 1,020 MB against 297 MB, docs/benchmarks.md)."""
+    if not spec.local:
+        return None
+    try:
+        builder = _datasets().load_dataset_builder(_path(spec), spec.config)
+        files = [str(f) for f in (builder.config.data_files or {})[split]]
+    except Exception:  # no such split, or a layout the builder reads another way
+        return None
+    if files and all(f.endswith(".parquet") and Path(f).is_file() for f in files):
+        return files
+    return None
+
+
+def _batches(spec: HubSpec, ds: Any) -> Iterator[dict[str, list[Any]]]:
+    """The split in column batches of BATCH_ROWS rows (bounded memory)."""
+    files = _local_parquet(spec, str(ds.split)) if ds.split is not None else None
+    if files is None:
+        yield from ds.iter(batch_size=BATCH_ROWS)
+        return
+    import pyarrow.parquet as pq
+
+    for f in files:
+        yield from (b.to_pydict() for b in pq.ParquetFile(f).iter_batches(BATCH_ROWS))
+
+
 def rows(spec: HubSpec, ds: Any) -> Iterator[dict[str, Any]]:
     """The split's rows as dicts, ClassLabel values as names."""
     features = ds.features
     namers = {c: _namer(f) for c, f in (features or {}).items()}
-    for batch in ds.iter(batch_size=BATCH_ROWS):
+    for batch in _batches(spec, ds):
         cols = list(batch)
         for values in zip(*(batch[c] for c in cols), strict=True):
             yield {c: namers[c](v) if c in namers else v for c, v in zip(cols, values, strict=True)}
