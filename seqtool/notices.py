@@ -90,3 +90,22 @@ def duration(seconds: float) -> str:
         return f"{seconds / 60:.1f} min"
     h, m = divmod(round(seconds / 60), 60)
     return f"{h} h {m:02d} min"
+
+
+# Seconds between plain progress lines when stderr is not a terminal (a log file, CI), for
+# training and for long commands alike; SEQTOOL_PROGRESS_SECONDS overrides it (0: training
+# prints a line every step).
+PLAIN_EVERY = 10.0
+
+
+def plain_every() -> float:
+    try:
+        return max(0.0, float(os.environ.get("SEQTOOL_PROGRESS_SECONDS", PLAIN_EVERY)))
+    except ValueError:
+        return PLAIN_EVERY
+
+
+def clock(seconds: float) -> str:
+    """`0:42`, `12:05`, `1:02:03`: elapsed time in progress lines."""
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"

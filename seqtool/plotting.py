@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,15 +166,16 @@ def _main_metric(run: Run) -> None:
         run.higher_is_better = not any(w in run.metric for w in _LOWER)
 
 
-def check_png(path: str) -> None:
-    """Before reading anything: the output needs matplotlib and a folder to go in."""
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise SeqtoolError(f"-o {path}: no such folder {folder}")
+def check_png(path: str, flag: str = "-o", hint: str = "") -> None:
+    """Before any work: a PNG given by `flag` needs its folder to exist and matplotlib
+    installed (every command that draws checks here)."""
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise SeqtoolError(f"{flag} {path}: no such folder ({folder} does not exist)")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise SeqtoolError(f"drawing curves needs matplotlib: {INSTALL}") from None
+        raise SeqtoolError(f"{flag} needs matplotlib: {INSTALL}{hint}") from None
 
 
 def draw(runs: list[Run], path: str) -> None:

@@ -40,10 +40,3 @@ def draw(bins: list[dict[str, float]], path: str, title: str, ece: float) -> Non
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     save_png(fig, path)
-
-
-def check(path: str) -> None:
-    """Before any work: the picture needs matplotlib and a folder to go in."""
-    from seqtool.plotting import check_png
-
-    check_png(path)

@@ -5,34 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from seqtool.cli._common import err_console
+from seqtool.notices import PLAIN_EVERY, clock  # noqa: F401 (the default, for tests)
+from seqtool.notices import plain_every as _plain_every
 
 T = TypeVar("T")
 
 # Quiet for this long: a quick command prints nothing but its result.
 DELAY = 3.0
-# Seconds between plain lines when stderr is not a terminal, as training's progress lines
-# (SEQTOOL_PROGRESS_SECONDS overrides it).
-PLAIN_EVERY = 10.0
-
-
-def _plain_every() -> float:
-    try:
-        return max(0.0, float(os.environ.get("SEQTOOL_PROGRESS_SECONDS", PLAIN_EVERY)))
-    except ValueError:
-        return PLAIN_EVERY
-
-
-def clock(seconds: float) -> str:
-    """`0:42`, `12:05`, `1:02:03`: the elapsed time of training's progress lines."""
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 def _say(console: Any, line: str) -> None:

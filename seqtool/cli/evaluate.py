@@ -101,6 +101,8 @@ def eval_command(o: EvalOptions) -> None:
 
       seqtool eval checkpoints/pos-en.safetensors corpora/pos-sample.conllu > scores.txt
 
+      seqtool eval checkpoints/sentiment.safetensors corpora/sentiment-behaviour.csv --plot reliability.png
+
       seqtool eval checkpoints/lm-shakespeare.safetensors corpora/play-sample.txt --format json | jq .bits_per_char
 
       head -20 corpora/translation-sample.tsv > test.tsv
@@ -114,9 +116,9 @@ def eval_command(o: EvalOptions) -> None:
     if o.fmt not in ("table", "json"):
         raise SeqtoolError(f"--format must be table or json, not {o.fmt!r}")
     if o.plot:
-        from seqtool import reliability
+        from seqtool import plotting, reliability
 
-        reliability.check(o.plot)
+        plotting.check_png(o.plot, "--plot")
         if api.load_header(o.model).task != "classifier":
             raise SeqtoolError("--plot draws a classifier's reliability diagram; "
                                f"{o.model} is not a classifier checkpoint")  # fmt: skip

@@ -10,10 +10,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from seqtool.errors import SeqtoolError
 
 if TYPE_CHECKING:
     from seqtool.inspect.cells import CellStats, Ranked, Source
@@ -197,15 +194,9 @@ def page(title: str, facts: list[str], ranked: list[Ranked], skipped: dict[str, 
 
 def check_png(path: str) -> None:
     """Before any work: a folder that exists, and matplotlib installed."""
-    folder = Path(path).expanduser().resolve().parent
-    if not folder.is_dir():
-        raise SeqtoolError(f"--png {path}: the folder {folder} does not exist")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise SeqtoolError(
-            "--png needs matplotlib: pip install 'seqtool[plot]' (or use --html)"
-        ) from None
+    from seqtool.plotting import check_png as check
+
+    check(path, "--png", " (or use --html)")
 
 
 def _grid(tokens: list[str], values: list[float]) -> tuple[list[str], list[list[float]]]:

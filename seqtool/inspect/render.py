@@ -239,17 +239,9 @@ def _x_axis(cols: int, last: int) -> str:
 
 def check_plot(path: str) -> None:
     """Before any work: `--plot` needs matplotlib and a folder to write into."""
-    import os
+    from seqtool.plotting import check_png
 
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise SeqtoolError(f"--plot {path}: no such folder {folder}")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise SeqtoolError(
-            "--plot needs matplotlib: pip install 'seqtool[plot]' (or pip install matplotlib)"
-        ) from None
+    check_png(path, "--plot")
 
 
 def log_ticks(values: list[float], most: int = 9) -> list[int]:

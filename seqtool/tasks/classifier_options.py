@@ -43,6 +43,8 @@ class ClassifierOptions(_Config):
       seqtool train lm corpora/play-sample.txt --hidden 64 --steps 20 --threads 1 --reverse -o bwd.safetensors
 
       seqtool train classifier train.csv --dev dev.csv --init-from fwd.safetensors --init-from bwd.safetensors --steps 20 --threads 1 -o both.safetensors
+
+      seqtool train classifier train.csv --init-from checkpoints/sentiment.safetensors --steps 5 --threads 1 -o tuned.safetensors
     """
 
     files: list[str] = opt(

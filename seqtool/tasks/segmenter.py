@@ -38,8 +38,7 @@ class SegmenterOptions(_Config):
     Each character of the raw text (`# text`) is labelled: inside a token, token end,
     multiword-token end (`don't` = do + n't) or sentence end. The sentences of a paragraph
     are joined into running text, so sentence ends are learnt too; the words of multiword
-    tokens come from a table learnt here. The model: char embedding -> bidirectional
-    recurrent backbone -> a label per character.
+    tokens come from a table learnt here. The model: a char-level bidirectional backbone.
 
     Examples (tiny sizes and few steps, so each runs in seconds):
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqtool.notices import duration, keep_going, silence_stderr
+from seqtool.notices import PLAIN_EVERY, clock, duration, keep_going, silence_stderr  # noqa: F401
+from seqtool.notices import plain_every as _plain_every
 
 if TYPE_CHECKING:
     from seqtool.training.trainer import Trainer
@@ -87,23 +87,6 @@ def _of_total(trainer: Trainer) -> str:
     return (
         "" if trainer.cfg.time_budget > 0 and not trainer.cfg.steps else f"/{trainer.total_steps}"
     )
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
-
-
-# Seconds between plain progress lines when stderr is not a terminal (a log file, CI);
-# SEQTOOL_PROGRESS_SECONDS overrides it (0: a line every step).
-PLAIN_EVERY = 10.0
-
-
-def _plain_every() -> float:
-    try:
-        return max(0.0, float(os.environ.get("SEQTOOL_PROGRESS_SECONDS", PLAIN_EVERY)))
-    except ValueError:
-        return PLAIN_EVERY
 
 
 class Progress(Callback):
@@ -185,13 +168,13 @@ class Progress(Callback):
             parts.append(f"loss {self.loss:.3f}")
         if trainer.tokens_per_sec > 0:
             parts.append(f"{trainer.tokens_per_sec:,.0f} tok/s")
-        parts.append(f"elapsed {_clock(trainer.elapsed)}")
+        parts.append(f"elapsed {clock(trainer.elapsed)}")
         done = trainer.step - self.start_step
         if _timed(trainer):
-            parts.append(f"ETA {_clock(max(0.0, _bar_total(trainer) - trainer.elapsed))}")
+            parts.append(f"ETA {clock(max(0.0, _bar_total(trainer) - trainer.elapsed))}")
         elif done > 0:  # wall time per step of this session, evaluations included
             left = (now - self.start) / done * (trainer.total_steps - trainer.step)
-            parts.append(f"ETA {_clock(left)}")
+            parts.append(f"ETA {clock(left)}")
         return "  ".join(parts)
 
     def on_eval(self, trainer: Trainer, metrics: dict[str, float], improved: bool) -> None:

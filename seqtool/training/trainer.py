@@ -4,8 +4,8 @@ checkpoints and exact resume. Every task trains through this one loop.
 Files of a run with output `model.safetensors`:
     model.safetensors          best model on dev (or the final one without dev data)
     model.run/last.safetensors the latest weights, full precision
-    model.run/resume.pt        optimizer, step, schedule, RNG, data position (tensors and
-                               plain values only; loaded with weights_only=True)
+    model.run/resume.pt        weights (again), optimizer, step, schedule, RNG, data position
+                               (tensors and plain values only; loaded with weights_only=True)
     model.run/metrics.jsonl    one JSON object per logged step, evaluation and warning
     model.run/config.json      the resolved task, model, training config and the task's
                                data options (MetricsLog; --resume compares against them)
@@ -183,7 +183,6 @@ class Trainer:
     def _resume_state(self, finished: bool = False) -> dict[str, Any]:
         return {
             "step": self.step,
-            # The weights too: a kill after last.safetensors but before this file must resume as saved.
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
